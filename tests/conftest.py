@@ -1,0 +1,48 @@
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    # the sha256 cache and any other shadowbench cache go to a temporary folder, never the user's
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+
+
+@pytest.fixture
+def write_suite(tmp_path):
+    def write(text: str, name: str = "suite.toml") -> Path:
+        p = tmp_path / name
+        p.write_text(textwrap.dedent(text))
+        return p
+    return write
+
+
+def run_cli(*args, timeout=600, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, **kw.pop("env", {})}
+    return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, env=env, **kw)
+
+
+TINY_LLM_SUITE = """
+[suite]
+name = "tiny"
+
+[defaults]
+warmups = 1
+repetitions = {reps}
+threads = 2
+
+[[workloads]]
+name = "smol"
+kind = "llm"
+model = "bundled:smollm2"
+n_ctx = 512
+tests = {tests}
+"""
