@@ -1,0 +1,199 @@
+"""`make perf-check`: is the harness as fast as llama.cpp itself?
+
+In one go, on the same GGUF, threads, flash-attention setting and build flags, it measures pp512 and tg128 with
+  1. llama.cpp's own ``llama-bench`` (built from the sources vendored in the llama-cpp-python sdist, with the
+     CMake flags of bench/buildflags.py, cached under ~/.cache/shadowbench/llama-bench/<key>),
+  2. a bare llama-cpp-python loop (the same decode calls llama-bench makes, nothing else),
+  3. the harness (Runner + LLM backend, rows written to a temporary folder),
+interleaved over several rounds so that drift of a shared machine hits all three alike, and prints medians and
+ratios. Targets: harness / llama-bench >= 0.97, harness / bare loop >= 0.98.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from . import buildflags, models
+from .config import default_threads, load_suite
+from .meters import NullMeter
+from .results import read_rows
+from .runner import Runner
+
+PP, TG = 512, 128
+TARGET_LLAMA_BENCH, TARGET_BARE = 0.97, 0.98
+console = Console(stderr=True)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shadowbench"
+
+
+def build_llama_bench() -> Path:
+    """llama-bench from the llama-cpp-python sdist of the pinned version, built with this box's flags."""
+    args = buildflags.cmake_args()
+    dest = cache_root() / "llama-bench" / buildflags.build_key(args)
+    exe = dest / "bin" / "llama-bench"
+    if exe.exists():
+        return exe
+    version = buildflags.LLAMA_CPP_PYTHON_VERSION
+    with tempfile.TemporaryDirectory() as tmp:
+        console.print(f"building llama-bench from the llama-cpp-python {version} sdist (once; ~10 min on 2 cores)")
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                        f"llama-cpp-python=={version}", "-d", tmp], check=True)
+        [sdist] = Path(tmp).glob("llama_cpp_python-*.tar.gz")
+        with tarfile.open(sdist) as tf:
+            tf.extractall(tmp, filter="data")
+        src = Path(tmp) / f"llama_cpp_python-{version}" / "vendor" / "llama.cpp"
+        build = Path(tmp) / "build"
+        subprocess.run(["cmake", "-S", str(src), "-B", str(build), *args, "-DCMAKE_BUILD_TYPE=Release",
+                        "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
+                        "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_TOOLS=ON"],
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["cmake", "--build", str(build), "--target", "llama-bench", "-j", str(os.cpu_count() or 2)],
+                       check=True, stdout=subprocess.DEVNULL)
+        tmp_dest = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp_dest, ignore_errors=True)
+        shutil.copytree(build / "bin", tmp_dest / "bin", symlinks=True)
+        tmp_dest.rename(dest)
+    return exe
+
+
+def run_llama_bench(exe: Path, model: Path, threads: int, reps: int) -> dict[str, list[float]]:
+    out = subprocess.run([str(exe), "-m", str(model), "-t", str(threads), "-p", str(PP), "-n", str(TG),
+                          "-r", str(reps), "-fa", "on", "-o", "json"], check=True, capture_output=True, text=True)
+    res = {}
+    for r in json.loads(out.stdout):
+        key = "pp512" if r["n_prompt"] == PP and r["n_gen"] == 0 else "tg128"
+        res[key] = list(r["samples_ts"])
+    return res
+
+
+class BareLoop:
+    """llama-bench's test_prompt/test_gen in a few lines of llama-cpp-python, for the harness-overhead ratio."""
+
+    def __init__(self, model: Path, threads: int):
+        import llama_cpp
+
+        self.lc = llama_cpp
+        self.llm = llama_cpp.Llama(str(model), n_ctx=PP + TG, n_batch=512, n_ubatch=512, n_threads=threads,
+                                   n_threads_batch=threads, flash_attn=True, verbose=False)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.llm.model))
+        self.batch = llama_cpp.llama_batch_init(PP, 0, 1)
+
+    def _decode(self, tokens, start):
+        b = self.batch
+        b.n_tokens = len(tokens)
+        for i, t in enumerate(tokens):
+            b.token[i], b.pos[i], b.n_seq_id[i], b.seq_id[i][0], b.logits[i] = t, start + i, 1, 0, False
+        b.logits[len(tokens) - 1] = True
+        self.lc.llama_decode(self.llm.ctx, b)
+
+    def pp(self) -> float:
+        self.lc.llama_memory_clear(self.lc.llama_get_memory(self.llm.ctx), True)
+        t = time.perf_counter()
+        self._decode([(i * 7919 + 1) % self.n_vocab for i in range(PP)], 0)
+        self.lc.llama_synchronize(self.llm.ctx)
+        return PP / (time.perf_counter() - t)
+
+    def tg(self) -> float:
+        self.lc.llama_memory_clear(self.lc.llama_get_memory(self.llm.ctx), True)
+        t = time.perf_counter()
+        token = 1
+        for k in range(TG):
+            self._decode([token], k)
+            self.lc.llama_synchronize(self.llm.ctx)
+            token = (token * 7919 + 13) % self.n_vocab
+        return TG / (time.perf_counter() - t)
+
+    def close(self):
+        self.lc.llama_batch_free(self.batch)
+        self.llm.close()
+
+
+SUITE = """
+[suite]
+name = "perf-check"
+[defaults]
+warmups = 1
+repetitions = {reps}
+threads = {threads}
+[[workloads]]
+name = "smollm2"
+kind = "llm"
+model = "bundled:smollm2"
+n_ctx = 2048
+flash_attn = true
+tests = ["pp512", "tg128"]
+"""
+
+
+def run_harness(tmp: Path, threads: int, reps: int) -> dict[str, list[float]]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    suite_path = tmp / "perf.toml"
+    suite_path.write_text(SUITE.format(reps=reps, threads=threads))
+    runner = Runner(load_suite(suite_path), NullMeter(), tmp / "results", "perf-check", [], console=console,
+                    show_progress=False)
+    outcome = runner.run()
+    rows = read_rows(outcome.path)
+    return {"pp512": [float(r["pp_tokens_per_s"]) for r in rows if r["test"] == "pp512"],
+            "tg128": [float(r["tg_tokens_per_s"]) for r in rows if r["test"] == "tg128"]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.perfcheck", description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--reps", type=int, default=3, help="repetitions per tool per round")
+    ap.add_argument("--threads", type=int, default=default_threads())
+    args = ap.parse_args(argv)
+
+    model = models.resolve(models.ModelRef("bundled", "smollm2"))
+    exe = build_llama_bench()
+    console.print(f"model {model.name}, {args.threads} threads, flash attention on, flags: "
+                  f"{' '.join(buildflags.cmake_args())}")
+    samples = {tool: {"pp512": [], "tg128": []} for tool in ("llama-bench", "bare loop", "harness")}
+    bare = BareLoop(model, args.threads)
+    bare.pp(), bare.tg()  # warm-up
+    with tempfile.TemporaryDirectory() as tmp:
+        for rnd in range(1, args.rounds + 1):
+            console.print(f"round {rnd}/{args.rounds}")
+            for k, v in run_llama_bench(exe, model, args.threads, args.reps).items():
+                samples["llama-bench"][k] += v
+            for _ in range(args.reps):
+                samples["bare loop"]["pp512"].append(bare.pp())
+                samples["bare loop"]["tg128"].append(bare.tg())
+            for k, v in run_harness(Path(tmp) / f"r{rnd}", args.threads, args.reps).items():
+                samples["harness"][k] += v
+    bare.close()
+
+    med = {tool: {t: statistics.median(v) for t, v in d.items()} for tool, d in samples.items()}
+    table = Table(title=f"perf-check: SmolLM2-135M Q4_1, {args.threads} threads, "
+                        f"{args.rounds} rounds x {args.reps} reps (median tokens/s)")
+    for col in ("test", "llama-bench", "bare loop", "harness", "harness/llama-bench", "harness/bare"):
+        table.add_column(col, justify="right")
+    ok = True
+    for t in ("pp512", "tg128"):
+        r_lb = med["harness"][t] / med["llama-bench"][t]
+        r_bare = med["harness"][t] / med["bare loop"][t]
+        ok &= r_lb >= TARGET_LLAMA_BENCH and r_bare >= TARGET_BARE
+        table.add_row(t, f"{med['llama-bench'][t]:.1f}", f"{med['bare loop'][t]:.1f}", f"{med['harness'][t]:.1f}",
+                      f"{r_lb:.3f}" + ("" if r_lb >= TARGET_LLAMA_BENCH else " (below 0.97)"),
+                      f"{r_bare:.3f}" + ("" if r_bare >= TARGET_BARE else " (below 0.98)"))
+    Console(width=120).print(table)
+    print("targets: harness/llama-bench >= 0.97, harness/bare >= 0.98: " + ("met" if ok else "NOT met"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
