@@ -28,7 +28,7 @@ def cmd_run(args) -> int:
     from rich.console import Console
 
     from .config import load_suite
-    from .meters import NullMeter
+    from .meters import build_meter
     from .nvml import probe_gpus
     from .provenance import machine_name
     from .runner import Runner, summary_table
@@ -37,10 +37,12 @@ def cmd_run(args) -> int:
     gpus, _ = probe_gpus()
     machine = args.machine or machine_name([g["name"] for g in gpus])
     err = Console(stderr=True)
-    meter = NullMeter()
+    meter, report = build_meter(args.meter or suite.energy.meter, suite.energy.cpu_w_per_core, suite.energy.sample_hz)
     runner = Runner(suite, meter, Path(args.results_dir), machine, gpus, console=err,
-                    show_progress=not args.no_progress)
+                    show_progress=not args.no_progress, idle_s=args.idle_s)
     err.print(f"shadowbench {__version__}: suite {suite.name} on {machine}; rows go to {runner.path}")
+    for line in report:
+        err.print(f"  meter {line}", markup=False)
     try:
         outcome = runner.run()
     except KeyboardInterrupt:
@@ -75,6 +77,12 @@ def cmd_env(args) -> int:
     print(f"os: {info['os']}; python {info['python']}")
     print(f"git: {info['git_sha'] or 'not a git checkout'}{' (dirty)' if info['git_dirty'] == 'true' else ''}")
     print("packages: " + ", ".join(info["packages"].split(";")))
+    from .meters import build_meter
+
+    meter, report = build_meter("auto")
+    meter.close()
+    for line in report:
+        print(f"meter {line}")
     return 0
 
 
@@ -89,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="machine name for the results folder (default: derived from the hardware)")
     r.add_argument("--results-dir", default="results", help="folder for result files (default: results)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--meter", choices=["auto", "nvml", "rapl", "estimate", "none"], default=None,
+                   help="energy meter (default: the suite's [energy] meter, auto)")
+    r.add_argument("--idle-s", type=float, default=None,
+                   help="seconds of idle baseline before the suite (default: the suite's [energy] idle_s, 10)")
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a suite file")

@@ -59,6 +59,16 @@ RUN_KEYS = {
     "cv_warn": Key((float, int), "a number between 0 and 1", 0.10, check=lambda v: 0 < v <= 1),
 }
 
+METERS = ("auto", "nvml", "rapl", "estimate", "none")
+ENERGY_KEYS = {
+    "meter": _str(f"one of {', '.join(METERS)}", "auto", check=lambda v: v in METERS),
+    "idle_s": Key((float, int), "a number of seconds >= 0", 10.0, check=lambda v: v >= 0),
+    "sample_hz": Key((float, int), "a number of samples per second between 1 and 100", 10.0,
+                     check=lambda v: 1 <= v <= 100),
+    "cpu_w_per_core": Key((float, int), "watts per busy CPU thread (> 0) for the labeled estimate", None,
+                          check=lambda v: v > 0),
+}
+
 MODEL = Key((str, dict), 'a model: "bundled:NAME", a file path, or a table {hf_repo, hf_file, revision}',
             required=True)
 
@@ -119,12 +129,21 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class Energy:
+    meter: str = "auto"
+    idle_s: float = 10.0
+    sample_hz: float = 10.0
+    cpu_w_per_core: float | None = None
+
+
+@dataclass(frozen=True)
 class Suite:
     path: Path
     name: str
     version: int
     description: str
     workloads: tuple[Workload, ...]
+    energy: Energy = Energy()
 
 
 def default_threads() -> int:
@@ -179,11 +198,13 @@ def load_suite(path: str | Path, check_models: bool = True) -> Suite:
 
     top = {"suite": Key((dict,), "a [suite] table", required=True),
            "defaults": Key((dict,), "a [defaults] table", {}),
+           "energy": Key((dict,), "an [energy] table", {}),
            "workloads": Key((list,), "at least one [[workloads]] table", required=True,
                             check=lambda v: len(v) > 0 and all(isinstance(w, dict) for w in v))}
     data = _check_table(path, "", data, top)
     suite = _check_table(path, "suite", data["suite"], SUITE_KEYS)
     defaults = _check_table(path, "defaults", data["defaults"], RUN_KEYS)
+    energy = _check_table(path, "energy", data["energy"], ENERGY_KEYS)
 
     workloads = []
     names = set()
@@ -213,4 +234,8 @@ def load_suite(path: str | Path, check_models: bool = True) -> Suite:
             warmups=run["warmups"], repetitions=run["repetitions"], threads=threads, cv_warn=float(run["cv_warn"]),
             params=MappingProxyType(params)))
     return Suite(path=path, name=suite["name"], version=suite["version"], description=suite["description"],
-                 workloads=tuple(workloads))
+                 workloads=tuple(workloads),
+                 energy=Energy(meter=energy["meter"], idle_s=float(energy["idle_s"]),
+                               sample_hz=float(energy["sample_hz"]),
+                               cpu_w_per_core=None if energy["cpu_w_per_core"] is None
+                               else float(energy["cpu_w_per_core"])))

@@ -91,7 +91,7 @@ class NVML:
             v = fn(*args)
         except self.nv.NVMLError:
             return None
-        return v * scale if isinstance(v, (int, float)) else v
+        return v * scale if scale != 1.0 and isinstance(v, (int, float)) else v
 
     def device_info(self) -> list[dict]:
         nv = self.nv
@@ -119,3 +119,138 @@ def probe_gpus(pynvml_module=None) -> tuple[list[dict], str]:
         return session.device_info(), ""
     finally:
         session.close()
+
+
+# ------------------------------------------------------------------------------------------------ energy metering
+
+_REASONS = [  # clock-event (throttle) reason bits -> short names
+    ("nvmlClocksEventReasonGpuIdle", "idle"), ("nvmlClocksEventReasonApplicationsClocksSetting", "app_clocks"),
+    ("nvmlClocksEventReasonSwPowerCap", "sw_power_cap"), ("nvmlClocksEventReasonHwSlowdown", "hw_slowdown"),
+    ("nvmlClocksEventReasonSyncBoost", "sync_boost"), ("nvmlClocksEventReasonSwThermalSlowdown", "sw_thermal"),
+    ("nvmlClocksEventReasonHwThermalSlowdown", "hw_thermal"),
+    ("nvmlClocksEventReasonHwPowerBrakeSlowdown", "hw_power_brake"),
+]
+
+
+def reason_names(nv, mask: int) -> list[str]:
+    return [name for attr, name in _REASONS if getattr(nv, attr, 0) and mask & getattr(nv, attr)]
+
+
+class NVMLPart:
+    """GPU energy for the composite meter: the energy counter (mJ, Volta+) where supported, and a ≥10 Hz sample of
+    instantaneous power (NVML_FI_DEV_POWER_INSTANT where supported, else nvmlDeviceGetPowerUsage, a 1 s average on
+    Ampere and newer) kept for the power series, average/peak power, the cross-check, and as the fallback when the
+    counter is NOT_SUPPORTED. A GPU lost mid-run (GPU_IS_LOST) stops metering it; the run goes on, rows are flagged.
+    """
+
+    domain = "gpu"
+
+    def __init__(self, session: NVML):
+        self.session = session
+        self.nv = session.nv
+        self.handles = session.handles
+        self.has_counter = True
+        self.has_instant = True
+        self.lost = False
+        self.lost_reason = ""
+        self.own_pid = os.getpid()
+
+    @property
+    def source(self) -> str:
+        return "nvml_counter" if self.has_counter else "nvml_power_integrated"
+
+    def _lose(self, e) -> None:
+        self.lost = True
+        self.lost_reason = f"gpu_lost ({e})"
+
+    def open(self) -> None:
+        nv = self.nv
+        for h in self.handles:
+            try:
+                nv.nvmlDeviceGetTotalEnergyConsumption(h)
+            except nv.NVMLError as e:
+                if getattr(e, "value", None) == nv.NVML_ERROR_NOT_SUPPORTED:
+                    self.has_counter = False
+                else:
+                    raise DeviceUnavailable(f"NVML energy counter: {e}") from e
+            try:
+                [fv] = nv.nvmlDeviceGetFieldValues(h, [nv.NVML_FI_DEV_POWER_INSTANT])
+                if fv.nvmlReturn != nv.NVML_SUCCESS:
+                    self.has_instant = False
+            except nv.NVMLError:
+                self.has_instant = False
+
+    def counter_j(self) -> float | None:
+        """Sum over visible GPUs of the energy counter, in J; None without a counter or after the GPU is lost."""
+        if not self.has_counter or self.lost:
+            return None
+        try:
+            return sum(self.nv.nvmlDeviceGetTotalEnergyConsumption(h) for h in self.handles) / 1000.0
+        except self.nv.NVMLError as e:
+            self._lose(e)
+            return None
+
+    def power_w(self) -> float | None:
+        """Instantaneous power summed over visible GPUs, in W."""
+        if self.lost:
+            return None
+        nv = self.nv
+        total = 0.0
+        try:
+            for h in self.handles:
+                if self.has_instant:
+                    [fv] = nv.nvmlDeviceGetFieldValues(h, [nv.NVML_FI_DEV_POWER_INSTANT])
+                    if fv.nvmlReturn == nv.NVML_SUCCESS:
+                        total += fv.value.uiVal / 1000.0
+                        continue
+                total += nv.nvmlDeviceGetPowerUsage(h) / 1000.0
+        except nv.NVMLError as e:
+            self._lose(e)
+            return None
+        return total
+
+    def state(self) -> dict:
+        """Utilization, memory, clocks, temperature and clock-event reasons (summed/maxed over GPUs)."""
+        if self.lost:
+            return {}
+        nv, s = self.nv, self.session
+        util = mem = clock = temp = 0.0
+        reasons = 0
+        get_reasons = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+            nv, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
+        try:
+            for h in self.handles:
+                u = s._opt(nv.nvmlDeviceGetUtilizationRates, h)
+                util = max(util, u.gpu if u is not None else 0)
+                m = s._opt(nv.nvmlDeviceGetMemoryInfo, h)
+                mem += (m.used / 1e9) if m is not None else 0
+                clock = max(clock, s._opt(nv.nvmlDeviceGetClockInfo, h, nv.NVML_CLOCK_SM) or 0)
+                temp = max(temp, s._opt(nv.nvmlDeviceGetTemperature, h, nv.NVML_TEMPERATURE_GPU) or 0)
+                if get_reasons is not None:
+                    reasons |= s._opt(get_reasons, h) or 0
+        except nv.NVMLError as e:  # _opt maps most errors; a lost GPU can still surface here
+            self._lose(e)
+            return {}
+        return {"gpu_util_pct": util, "gpu_mem_used_gb": mem, "sm_clock_mhz": clock, "gpu_temp_c": temp,
+                "clock_event_mask": int(reasons)}
+
+    def foreign_processes(self) -> list[str]:
+        """Other processes on the visible GPUs (their energy is in the counter too)."""
+        if self.lost:
+            return []
+        nv, out = self.nv, []
+        for h in self.handles:
+            for fn_name in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+                fn = getattr(nv, fn_name, None)
+                procs = self.session._opt(fn, h) if fn else None
+                for p in procs or []:
+                    if p.pid != self.own_pid:
+                        out.append(str(p.pid))
+        return sorted(set(out), key=int)
+
+    def power_limit_w(self) -> float | None:
+        limits = [self.session._opt(self.nv.nvmlDeviceGetEnforcedPowerLimit, h, scale=1e-3) for h in self.handles]
+        return sum(limits) if all(v is not None for v in limits) else None
+
+    def close(self) -> None:
+        self.session.close()

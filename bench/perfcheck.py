@@ -151,12 +151,62 @@ def run_harness(tmp: Path, threads: int, reps: int) -> dict[str, list[float]]:
             "tg128": [float(r["tg_tokens_per_s"]) for r in rows if r["test"] == "tg128"]}
 
 
+def sampler_overhead(args) -> float:
+    """tg128 of the LLM backend with this box's meter sampling at 10 Hz against the same meter without its sampler
+    thread, interleaved rounds in one process. Target: ratio >= 0.99."""
+    from .backends.llm import LlamaCppBackend
+    from .meters import build_meter
+
+    with tempfile.TemporaryDirectory() as tmp:
+        suite_path = Path(tmp) / "perf.toml"
+        suite_path.write_text(SUITE.format(reps=1, threads=args.threads))
+        w = load_suite(suite_path).workloads[0]
+    backend = LlamaCppBackend(w, models.resolve(w.model))
+    backend.load()
+    backend.prepare("tg128")
+    backend.run("tg128")  # warm-up
+    samples: dict[str, list[float]] = {"sampler 10 Hz": [], "no sampler": []}
+    names = {}
+    for rnd in range(args.rounds * 2):
+        for label, hz in (("sampler 10 Hz", 10.0), ("no sampler", 0.0)):
+            meter, _ = build_meter("auto", sample_hz=hz)
+            names[label] = meter.name
+            meter.start()
+            try:
+                for _ in range(args.reps):
+                    meter.begin("k")
+                    samples[label].append(backend.run("tg128")["tg_tokens_per_s"])
+                    meter.end("k")
+            finally:
+                meter.close()
+    backend.unload()
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    ratio = med["sampler 10 Hz"] / med["no sampler"]
+    table = Table(title=f"sampler overhead: tg128 tokens/s, meter {names['no sampler']}, "
+                        f"{len(samples['no sampler'])} repetitions each (median)")
+    for col in ("sampler 10 Hz", "no sampler", "ratio"):
+        table.add_column(col, justify="right")
+    table.add_row(f"{med['sampler 10 Hz']:.1f}", f"{med['no sampler']:.1f}",
+                  f"{ratio:.3f}" + ("" if ratio >= 0.99 else " (below 0.99)"))
+    Console(width=120).print(table)
+    return ratio
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.perfcheck", description=__doc__.splitlines()[0])
+    ap.add_argument("what", nargs="?", choices=["all", "llm", "sampler"], default="all")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--reps", type=int, default=3, help="repetitions per tool per round")
     ap.add_argument("--threads", type=int, default=default_threads())
     args = ap.parse_args(argv)
+    if args.what in ("all", "llm"):
+        llm_vs_llama_bench(args)
+    if args.what in ("all", "sampler"):
+        sampler_overhead(args)
+    return 0
+
+
+def llm_vs_llama_bench(args) -> None:
 
     model = models.resolve(models.ModelRef("bundled", "smollm2"))
     exe = build_llama_bench()
@@ -192,7 +242,6 @@ def main(argv=None) -> int:
                       f"{r_bare:.3f}" + ("" if r_bare >= TARGET_BARE else " (below 0.98)"))
     Console(width=120).print(table)
     print("targets: harness/llama-bench >= 0.97, harness/bare >= 0.98: " + ("met" if ok else "NOT met"))
-    return 0
 
 
 if __name__ == "__main__":

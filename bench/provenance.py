@@ -90,7 +90,6 @@ def collect(gpus: list[dict]) -> dict[str, str]:
         "gpu_name": ";".join(g["name"] for g in gpus),
         "gpu_memory_gb": ";".join(f"{g['memory_total_gb']:.1f}" for g in gpus),
         "gpu_driver": gpus[0]["driver"] if gpus else "",
-        "gpu_power_limit_w": ";".join(f"{g['power_limit_w']:.0f}" if g.get("power_limit_w") else "" for g in gpus),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "packages": package_versions(),

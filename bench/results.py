@@ -18,12 +18,15 @@ from .errors import ConfigError
 IDENTITY = ["schema_version", "run_id", "machine", "suite", "suite_version", "workload", "test", "kind", "backend",
             "model", "model_sha256", "repetition", "utc_time"]
 MEASURES = ["wall_s", "energy_j", "energy_source", "gpu_energy_j", "gpu_energy_source", "cpu_energy_j",
-            "cpu_energy_source", "avg_power_w", "peak_power_w", "flags"]
+            "cpu_energy_source", "idle_power_w", "net_energy_j", "avg_power_w", "peak_power_w", "flags",
+            "energy_note"]
+GPU_STATE = ["gpu_energy_counter_j", "gpu_energy_integrated_j", "gpu_util_pct", "gpu_mem_peak_gb", "sm_clock_mhz",
+             "gpu_temp_c_max", "clock_events", "gpu_power_limit_w", "gpu_foreign_pids"]
 LLM = ["prompt_tokens", "output_tokens", "pp_tokens_per_s", "tg_tokens_per_s", "ttft_s"]
 SETTINGS = ["threads", "n_gpu_layers", "n_ctx", "n_batch", "flash_attn", "warmups", "backend_build"]
-PROVENANCE = ["cpu_model", "cpu_count", "ram_gb", "gpu_name", "gpu_memory_gb", "gpu_driver", "gpu_power_limit_w",
+PROVENANCE = ["cpu_model", "cpu_count", "ram_gb", "gpu_name", "gpu_memory_gb", "gpu_driver",
               "os", "python", "packages", "git_sha", "git_dirty", "shadowbench_version", "run_started_utc"]
-COLUMNS = IDENTITY + MEASURES + LLM + SETTINGS + PROVENANCE
+COLUMNS = IDENTITY + MEASURES + GPU_STATE + LLM + SETTINGS + PROVENANCE
 REQUIRED = IDENTITY + ["wall_s", "energy_j", "energy_source"]
 
 

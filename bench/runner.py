@@ -7,6 +7,7 @@ missing, backend error) is reported and skipped; the other workloads still run a
 from __future__ import annotations
 
 import statistics
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -54,7 +55,7 @@ def _window_columns(w) -> dict:
 
 class Runner:
     def __init__(self, suite: Suite, meter: Meter, results_dir: Path, machine: str, gpus: list[dict],
-                 console: Console | None = None, show_progress: bool = True):
+                 console: Console | None = None, show_progress: bool = True, idle_s: float | None = None):
         self.suite, self.meter, self.machine = suite, meter, machine
         self.console = console or Console(stderr=True)
         self.show_progress = show_progress
@@ -65,19 +66,40 @@ class Runner:
                      "suite": suite.name, "suite_version": suite.version,
                      "run_started_utc": now.strftime("%Y-%m-%dT%H:%M:%SZ"), **provenance.collect(gpus)}
         self.path = new_result_path(results_dir, machine, self.stamp, suite.name)
+        self.idle_s = suite.energy.idle_s if idle_s is None else idle_s
+        self.idle_power_w: float | None = None
 
     def run(self) -> RunOutcome:
         total = sum(len(w.tests) * (w.warmups + w.repetitions) for w in self.suite.workloads)
         with ResultWriter(self.path) as writer:
             outcome = RunOutcome(writer.path)
+            if hasattr(self.meter, "start"):  # the sampler and the run's power series
+                self.meter.start(writer.path.with_suffix(".power.csv"))
             progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
                                 disable=not self.show_progress, transient=False)
             with progress:
+                self._measure_idle(progress)
                 task = progress.add_task(f"{self.suite.name}", total=total)
                 for workload in self.suite.workloads:
                     self._run_workload(workload, writer, outcome, progress, task)
         return outcome
+
+    def _measure_idle(self, progress) -> None:
+        """Idle baseline before the suite: rows carry gross energy, idle-subtracted net energy and these watts."""
+        if self.idle_s <= 0 or self.meter.name == "none":
+            return
+        task = progress.add_task(f"idle baseline ({self.idle_s:g} s)", total=self.idle_s)
+        self.meter.begin("idle")
+        t0 = time.perf_counter()
+        while (left := self.idle_s - (time.perf_counter() - t0)) > 0:
+            time.sleep(min(0.1, left))
+            progress.update(task, completed=min(self.idle_s, time.perf_counter() - t0))
+        w = self.meter.end("idle")
+        if w.energy_j is not None and w.duration_s > 0:
+            self.idle_power_w = w.energy_j / w.duration_s
+            self.console.print(f"idle power: {self.idle_power_w:.2f} W over {w.duration_s:.1f} s ({w.energy_source})")
+        progress.remove_task(task)
 
     def _run_workload(self, w: Workload, writer: ResultWriter, outcome: RunOutcome, progress, task) -> None:
         steps = len(w.tests) * (w.warmups + w.repetitions)
@@ -126,9 +148,14 @@ class Runner:
                 progress.advance(task, w.repetitions - rep + 1)
                 break
             window = self.meter.end(key)
+            energy = _window_columns(window)
+            if self.idle_power_w is not None:
+                energy["idle_power_w"] = self.idle_power_w
+                if window.energy_j is not None:
+                    energy["net_energy_j"] = window.energy_j - self.idle_power_w * window.duration_s
             row = {**self.base, "workload": w.name, "test": test, "kind": w.kind, "backend": backend.name,
                    "model": w.model.label(), "model_sha256": sha, "repetition": rep, "utc_time": utc,
-                   "warmups": w.warmups, **settings, **_window_columns(window), **metrics}
+                   "warmups": w.warmups, **settings, **energy, **metrics}
             writer.write(row)
             rows.append(row)
             outcome.rows.append(row)

@@ -14,22 +14,31 @@ from .conftest import REPO, TINY_LLM_SUITE, run_cli
 
 
 def _csvs(folder):
-    return sorted(folder.rglob("*.csv"))
+    """Result files (not the power series beside them)."""
+    return sorted(p for p in folder.rglob("*.csv") if not p.name.endswith(".power.csv"))
 
 
 def test_run_writes_one_row_per_repetition(write_suite, tmp_path):
     suite = write_suite(TINY_LLM_SUITE.format(reps=3, tests='["pp64", "tg16", "pp48+tg12"]'))
     res = tmp_path / "results"
-    r = run_cli("run", suite, "--results-dir", res, "--machine", "box-a", "--no-progress")
+    r = run_cli("run", suite, "--results-dir", res, "--machine", "box-a", "--no-progress", "--idle-s", "0.5")
     assert r.returncode == 0, r.stderr
+    assert "idle power" in r.stderr
     [path] = _csvs(res)
+    power = path.with_suffix(".power.csv")
+    assert power.exists() and len(power.read_text().splitlines()) > 5  # 10 Hz samples of the whole run
     assert path.parent.name == "box-a" and path.name.endswith("-tiny.csv")
     rows = read_rows(path)
     assert len(rows) == 9
     assert [(x["test"], x["repetition"]) for x in rows] == [
         (t, str(i)) for t in ("pp64", "tg16", "pp48+tg12") for i in (1, 2, 3)]
     for row in rows:
-        assert row["energy_source"] == "none" and row["energy_j"] == ""  # never a 0 that looks measured
+        # no GPU and no RAPL here: the labeled estimate, with the idle baseline beside it
+        assert row["energy_source"] == "estimated" and row["cpu_energy_source"] == "estimated"
+        assert float(row["energy_j"]) > 0 and "process CPU time" in row["energy_note"]
+        assert row["idle_power_w"] != "" and float(row["idle_power_w"]) >= 0
+        assert float(row["net_energy_j"]) == pytest.approx(
+            float(row["energy_j"]) - float(row["idle_power_w"]) * float(row["wall_s"]), rel=1e-4, abs=1e-4)
         assert float(row["wall_s"]) > 0
         assert row["model_sha256"] and len(row["model_sha256"]) == 64
         assert row["machine"] == "box-a" and row["threads"] == "2" and row["kind"] == "llm"
@@ -42,6 +51,15 @@ def test_run_writes_one_row_per_repetition(write_suite, tmp_path):
     for t in by_test:
         assert t in r.stdout
     assert "9 rows written" in r.stdout
+
+
+def test_meter_none_leaves_energy_empty(write_suite, tmp_path):
+    suite = write_suite(TINY_LLM_SUITE.format(reps=1, tests='["tg4"]'))
+    r = run_cli("run", suite, "--results-dir", tmp_path, "--no-progress", "--meter", "none")
+    assert r.returncode == 0, r.stderr
+    [row] = read_rows(_csvs(tmp_path)[0])
+    assert row["energy_source"] == "none" and row["energy_j"] == ""  # never a 0 that looks measured
+    assert row["idle_power_w"] == "" and row["net_energy_j"] == ""
 
 
 def test_failing_workload_does_not_stop_the_others(write_suite, tmp_path):
@@ -61,7 +79,7 @@ model = "bundled:smollm2"
 n_ctx = 256
 tests = ["tg4"]
 """)
-    r = run_cli("run", suite, "--results-dir", tmp_path / "res", "--no-progress")
+    r = run_cli("run", suite, "--results-dir", tmp_path / "res", "--no-progress", "--idle-s", "0")
     assert r.returncode == 1
     assert "broken" in r.stderr
     rows = read_rows(_csvs(tmp_path / "res")[0])
@@ -72,7 +90,7 @@ def test_sigint_keeps_every_completed_row(write_suite, tmp_path):
     suite = write_suite(TINY_LLM_SUITE.format(reps=200, tests='["pp64"]'))
     res = tmp_path / "res"
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", str(suite), "--results-dir", str(res),
-                             "--no-progress"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--no-progress", "--idle-s", "0"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
         while time.time() < deadline:

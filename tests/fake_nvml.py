@@ -1,0 +1,195 @@
+"""A fake of the pynvml module at the library boundary, behaving like the real one: mJ for the energy counter
+(which updates only every 100 ms), mW for power, NVMLError with the real codes (NOT_SUPPORTED for the counter and
+the instant-power field on older cards, GPU_IS_LOST once the card falls off the bus), a 1 s average from
+nvmlDeviceGetPowerUsage as on Ampere and newer. Power follows a scripted trace shaped like a 300 W-class card:
+idle, ramp, plateau with ripple and noise."""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from types import SimpleNamespace
+
+NVML_SUCCESS = 0
+NVML_ERROR_UNINITIALIZED = 1
+NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_LIBRARY_NOT_FOUND = 12
+NVML_ERROR_GPU_IS_LOST = 15
+NVML_FI_DEV_POWER_INSTANT = 186
+NVML_CLOCK_SM = 1
+NVML_TEMPERATURE_GPU = 0
+nvmlClocksEventReasonGpuIdle = 0x1
+nvmlClocksEventReasonSwPowerCap = 0x4
+nvmlClocksEventReasonHwSlowdown = 0x8
+nvmlClocksEventReasonSwThermalSlowdown = 0x20
+
+_NAMES = {3: "Not Supported", 15: "GPU is lost", 1: "Uninitialized", 12: "NVML Shared Library Not Found"}
+
+
+class NVMLError(Exception):
+    def __init__(self, value):
+        super().__init__(value)
+        self.value = value
+
+    def __str__(self):
+        return _NAMES.get(self.value, f"NVML error {self.value}")
+
+
+class PowerTrace:
+    """P(t) for t seconds after start: idle, linear ramp, plateau with a 3 Hz ripple and ±3 % noise per 20 ms."""
+
+    def __init__(self, idle_w=25.0, peak_w=300.0, idle_s=0.5, ramp_s=0.5, dt=0.0005, horizon_s=120.0):
+        self.idle_w, self.peak_w, self.idle_s, self.ramp_s = idle_w, peak_w, idle_s, ramp_s
+        self.t_start = time.perf_counter()
+        self.dt = dt
+        n = int(horizon_s / dt)
+        # exact cumulative energy on a fine grid (the noise is piecewise constant, so this is exact to dt)
+        self._cum = [0.0] * (n + 1)
+        acc = 0.0
+        for i in range(n):
+            acc += self.power(i * dt + dt / 2) * dt
+            self._cum[i + 1] = acc
+
+    def power(self, t: float) -> float:
+        if t < self.idle_s:
+            return self.idle_w
+        if t < self.idle_s + self.ramp_s:
+            return self.idle_w + (self.peak_w - self.idle_w) * (t - self.idle_s) / self.ramp_s
+        bucket = int(t / 0.02)
+        noise = ((bucket * 2654435761) % 1000) / 1000.0 * 0.06 - 0.03
+        return self.peak_w * (1 + 0.02 * math.sin(2 * math.pi * 3 * t) + noise)
+
+    def energy(self, t: float) -> float:
+        """Exact energy (J) from trace start to t seconds after it."""
+        x = max(0.0, t) / self.dt
+        i = min(int(x), len(self._cum) - 2)
+        return self._cum[i] + (self._cum[i + 1] - self._cum[i]) * (x - i)
+
+    def now(self) -> float:
+        return time.perf_counter() - self.t_start
+
+    def exact_j(self, pc0: float, pc1: float) -> float:
+        """Exact energy between two time.perf_counter() readings."""
+        return self.energy(pc1 - self.t_start) - self.energy(pc0 - self.t_start)
+
+
+class FakeNVML:
+    """Use as the pynvml module: ``NVML.open(FakeNVML(...))``."""
+
+    NVMLError = NVMLError
+
+    def __init__(self, trace: PowerTrace, has_counter=True, has_instant=True, counter_period_s=0.1,
+                 name="NVIDIA GeForce RTX 3090", memory_gb=24.0, power_limit_w=350.0, foreign_pids=(4242,)):
+        self.trace = trace
+        self.has_counter, self.has_instant = has_counter, has_instant
+        self.period = counter_period_s
+        self.name, self.memory_gb, self.power_limit_w = name, memory_gb, power_limit_w
+        self.foreign_pids = foreign_pids
+        self.lost = False
+        self.initialised = False
+        self.calls = 0
+        self._lock = threading.Lock()
+        for k, v in globals().items():
+            if k.startswith(("NVML_", "nvmlClocksEventReason")):
+                setattr(self, k, v)
+
+    def lose(self):
+        self.lost = True
+
+    def _check(self, handle=None):
+        with self._lock:
+            self.calls += 1
+        if not self.initialised:
+            raise NVMLError(NVML_ERROR_UNINITIALIZED)
+        if self.lost and handle is not None:
+            raise NVMLError(NVML_ERROR_GPU_IS_LOST)
+
+    def nvmlInit(self):
+        self.initialised = True
+
+    def nvmlShutdown(self):
+        self._check()
+        self.initialised = False
+
+    def nvmlSystemGetDriverVersion(self):
+        self._check()
+        return "560.35.03"
+
+    def nvmlDeviceGetCount(self):
+        self._check()
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        self._check()
+        if i != 0:
+            raise NVMLError(2)
+        return "handle-0"
+
+    def nvmlDeviceGetName(self, h):
+        self._check(h)
+        return self.name
+
+    def nvmlDeviceGetUUID(self, h):
+        self._check(h)
+        return "GPU-00000000-fake"
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        self._check(h)
+        used = 1.2e9 if self.trace.now() < self.trace.idle_s else 9.5e9
+        return SimpleNamespace(total=int(self.memory_gb * 1e9), used=int(used), free=int(self.memory_gb * 1e9 - used))
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, h):
+        self._check(h)
+        return int(self.power_limit_w * 1000)  # mW
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h):
+        self._check(h)
+        if not self.has_counter:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        t = self.trace.now()
+        t_updated = math.floor(t / self.period) * self.period  # the counter moves only every ~100 ms
+        return int(self.trace.energy(t_updated) * 1000)  # mJ since the driver loaded
+
+    def nvmlDeviceGetFieldValues(self, h, field_ids):
+        self._check(h)
+        out = []
+        for fid in field_ids:
+            if fid == NVML_FI_DEV_POWER_INSTANT and self.has_instant:
+                mw = int(self.trace.power(self.trace.now()) * 1000)
+                out.append(SimpleNamespace(fieldId=fid, nvmlReturn=NVML_SUCCESS, value=SimpleNamespace(uiVal=mw)))
+            else:
+                out.append(SimpleNamespace(fieldId=fid, nvmlReturn=NVML_ERROR_NOT_SUPPORTED,
+                                           value=SimpleNamespace(uiVal=0)))
+        return out
+
+    def nvmlDeviceGetPowerUsage(self, h):
+        self._check(h)
+        t = self.trace.now()
+        return int((self.trace.energy(t) - self.trace.energy(t - 1.0)) * 1000)  # mW, 1 s average
+
+    def nvmlDeviceGetUtilizationRates(self, h):
+        self._check(h)
+        return SimpleNamespace(gpu=3 if self.trace.now() < self.trace.idle_s else 97, memory=40)
+
+    def nvmlDeviceGetClockInfo(self, h, clock):
+        self._check(h)
+        return 210 if self.trace.now() < self.trace.idle_s else 1695
+
+    def nvmlDeviceGetTemperature(self, h, sensor):
+        self._check(h)
+        return 38 if self.trace.now() < self.trace.idle_s else 71
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, h):
+        self._check(h)
+        return nvmlClocksEventReasonGpuIdle if self.trace.now() < self.trace.idle_s else nvmlClocksEventReasonSwPowerCap
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h):
+        self._check(h)
+        import os
+
+        return [SimpleNamespace(pid=os.getpid(), usedGpuMemory=8e9)] + [
+            SimpleNamespace(pid=p, usedGpuMemory=1e8) for p in self.foreign_pids]
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, h):
+        self._check(h)
+        return []

@@ -1,0 +1,281 @@
+"""Meters: the real NVML adapter against a fake NVML at the library boundary, RAPL on a fake sysfs tree, and the
+labeled estimate."""
+import time
+
+import pytest
+
+from bench.meters import EnergyMeter, EstimatePart, RAPLPart, build_meter, cpu_watts_per_thread
+from bench.nvml import NVML, NVMLPart, probe_gpus, visible_indices
+
+from .fake_nvml import FakeNVML, PowerTrace
+
+
+@pytest.fixture(scope="module")
+def trace_factory():
+    return PowerTrace  # building the exact cumulative integral takes ~0.1 s
+
+
+def _gpu_meter(fake, **kw):
+    part = NVMLPart(NVML.open(fake))
+    part.open()
+    m = EnergyMeter([part], **kw)
+    m.start()
+    return m, part
+
+
+def _window_over_trace(meter, trace, until_s):
+    """A window from just after idle into the plateau: idle 0.5 s, ramp 0.5 s, plateau with noise."""
+    time.sleep(max(0.0, 0.3 - trace.now()))
+    meter.begin("w")
+    time.sleep(max(0.0, until_s - trace.now()))
+    return meter.end("w")
+
+
+def test_counter_energy_within_1_percent_of_exact_integral(trace_factory):
+    trace = trace_factory()
+    fake = FakeNVML(trace)
+    meter, part = _gpu_meter(fake)
+    try:
+        w = _window_over_trace(meter, trace, 3.0)
+    finally:
+        meter.close()
+    exact = trace.exact_j(w.t0, w.t1)
+    assert w.energy_source == "nvml_counter" and w.gpu_energy_source == "nvml_counter"
+    assert abs(w.energy_j - exact) / exact < 0.01, (w.energy_j, exact)
+    # the integrated instantaneous power is kept beside it and agrees
+    assert abs(w.extra["gpu_energy_integrated_j"] - exact) / exact < 0.02
+    assert "nvml_counter_vs_power_mismatch" not in w.flags
+    # window state from the sampler: plateau values, peak power, other processes on the card
+    assert w.peak_power_w > 280 and 200 < w.avg_power_w < 300
+    assert w.extra["gpu_mem_peak_gb"] == pytest.approx(9.5)
+    assert w.extra["sm_clock_mhz"] == 1695 and w.extra["gpu_temp_c_max"] == 71
+    assert "sw_power_cap" in w.extra["clock_events"]
+    assert w.extra["gpu_power_limit_w"] == pytest.approx(350.0)
+    assert w.extra["gpu_foreign_pids"] == "4242"
+
+
+def test_counterless_card_falls_back_to_integrated_instant_power(trace_factory):
+    trace = trace_factory()
+    fake = FakeNVML(trace, has_counter=False)
+    meter, part = _gpu_meter(fake)
+    try:
+        w = _window_over_trace(meter, trace, 3.0)
+    finally:
+        meter.close()
+    exact = trace.exact_j(w.t0, w.t1)
+    assert not part.has_counter
+    assert w.energy_source == "nvml_power_integrated"
+    assert abs(w.energy_j - exact) / exact < 0.01, (w.energy_j, exact)
+    assert w.extra["gpu_energy_counter_j"] is None
+
+
+def test_sampler_runs_at_10_hz(trace_factory):
+    trace = trace_factory()
+    meter, _ = _gpu_meter(FakeNVML(trace), sample_hz=10)
+    try:
+        time.sleep(1.05)
+        n = len(meter._samples)
+    finally:
+        meter.close()
+    assert 10 <= n <= 13
+
+
+def test_power_usage_mismatch_is_flagged(trace_factory):
+    # a counter whose reading is 20% high against the instantaneous power: the row is flagged, both figures kept
+    trace = trace_factory()
+    fake = FakeNVML(trace)
+    real = fake.nvmlDeviceGetTotalEnergyConsumption
+    fake.nvmlDeviceGetTotalEnergyConsumption = lambda h: int(real(h) * 1.2)
+    meter, _ = _gpu_meter(fake)
+    try:
+        w = _window_over_trace(meter, trace, 2.5)
+    finally:
+        meter.close()
+    assert "nvml_counter_vs_power_mismatch" in w.flags
+    assert w.extra["gpu_energy_counter_j"] > 1.1 * w.extra["gpu_energy_integrated_j"]
+
+
+def test_lost_gpu_leaves_run_going_with_flagged_rows(trace_factory, write_suite, tmp_path):
+    from bench.config import load_suite
+    from bench.results import read_rows
+    from bench.runner import Runner
+
+    from .conftest import TINY_LLM_SUITE
+
+    trace = trace_factory()
+    fake = FakeNVML(trace)
+
+    class LosingMeter(EnergyMeter):
+        def end(self, key):
+            w = super().end(key)
+            fake.lose()  # the card falls off the bus after the first measured window
+            return w
+
+    part = NVMLPart(NVML.open(fake))
+    part.open()
+    meter = LosingMeter([part])
+    suite = load_suite(write_suite(TINY_LLM_SUITE.format(reps=3, tests='["tg8"]')))
+    runner = Runner(suite, meter, tmp_path / "res", "box", [], show_progress=False, idle_s=0)
+    try:
+        outcome = runner.run()
+    finally:
+        meter.close()
+    rows = read_rows(outcome.path)
+    assert len(rows) == 3
+    assert rows[0]["energy_source"] == "nvml_counter" and float(rows[0]["energy_j"]) > 0
+    for r in rows[1:]:
+        assert r["energy_j"] == "" and r["energy_source"] == "none"
+        assert "gpu_lost" in r["flags"] and "GPU is lost" in r["flags"]
+        assert float(r["tg_tokens_per_s"]) > 0  # the measurement itself went on
+    # the power series was written next to the rows
+    power = outcome.path.with_suffix(".power.csv")
+    assert power.exists() and power.read_text().splitlines()[0].startswith("t_s,domain,source,power_w")
+
+
+def test_probe_and_env_without_a_gpu():
+    class NoLib:
+        class NVMLError(Exception):
+            pass
+
+        def nvmlInit(self):
+            raise self.NVMLError("NVML Shared Library Not Found")
+
+    gpus, why = probe_gpus(NoLib())
+    assert gpus == [] and "no NVIDIA driver" in why
+
+
+def test_probe_describes_the_card(trace_factory):
+    gpus, why = probe_gpus(FakeNVML(trace_factory()))
+    assert why == "" and gpus[0]["name"] == "NVIDIA GeForce RTX 3090"
+    assert gpus[0]["memory_total_gb"] == pytest.approx(24.0) and gpus[0]["power_limit_w"] == pytest.approx(350.0)
+
+
+def test_cuda_visible_devices(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert visible_indices(2) == [0, 1]
+    assert visible_indices(4, "2,0") == [2, 0]
+    assert visible_indices(2, "1,5,0") == [1]  # CUDA stops at the first invalid index
+    assert visible_indices(2, "") == []
+    assert visible_indices(1, "GPU-abc") == ["GPU-abc"]
+
+
+def test_cuda_visible_devices_hides_the_card(trace_factory, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    gpus, why = probe_gpus(FakeNVML(trace_factory()))
+    assert gpus == [] and "no visible GPU" in why
+
+
+# ------------------------------------------------------------------------------------------------------ RAPL
+
+
+def _zone(root, name, label, uj, max_uj):
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "name").write_text(label + "\n")
+    (d / "energy_uj").write_text(f"{uj}\n")
+    (d / "max_energy_range_uj").write_text(f"{max_uj}\n")
+    return d
+
+
+def test_rapl_package_and_dram_with_wraparound(tmp_path):
+    pkg = _zone(tmp_path, "intel-rapl:0", "package-0", 262_143_000_000, 262_143_328_850)
+    _zone(tmp_path, "intel-rapl:0:0", "core", 5, 262_143_328_850)  # inside the package: not added again
+    dram = _zone(tmp_path, "intel-rapl:0:1", "dram", 1_000_000, 65_712_999_613)
+    part, why = RAPLPart.probe(tmp_path)
+    assert why == "" and [z[1] for z in part.zones] == ["package-0", "dram"]
+    meter = EnergyMeter([part], sample_hz=0)
+    meter.begin("w")
+    # package wraps: 262_143_000_000 -> 500_000 past the top; dram +2 J
+    (pkg / "energy_uj").write_text("171150\n")
+    (dram / "energy_uj").write_text("3000000\n")
+    w = meter.end("w")
+    expected = (262_143_328_850 - 262_143_000_000 + 171_150 + 2_000_000) / 1e6
+    assert w.energy_source == "rapl" and w.cpu_energy_source == "rapl"
+    assert w.energy_j == pytest.approx(expected) and w.cpu_energy_j == pytest.approx(expected)
+
+
+def test_rapl_multiple_wraps_seen_by_the_sampler_ticks(tmp_path):
+    pkg = _zone(tmp_path, "intel-rapl:0", "package-0", 900, 1000)
+    part, _ = RAPLPart.probe(tmp_path)
+    meter = EnergyMeter([part], sample_hz=0)
+    meter.begin("w")
+    for v in (100, 950, 50):  # three reads, two wraps: +200, +850, +100
+        (pkg / "energy_uj").write_text(f"{v}\n")
+        meter._tick()
+    w = meter.end("w")
+    assert w.energy_j == pytest.approx(1150 / 1e6)
+
+
+def test_rapl_unavailable_with_reason(tmp_path, monkeypatch):
+    part, why = RAPLPart.probe(tmp_path / "absent")
+    assert part is None and "does not exist" in why
+    _zone(tmp_path, "intel-rapl:0", "package-0", 1, 10)
+    import pathlib
+
+    real = pathlib.Path.read_text
+
+    def deny(self, *a, **k):
+        if self.name == "max_energy_range_uj":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", deny)
+    part, why = RAPLPart.probe(tmp_path)
+    assert part is None and "not readable" in why and "max_energy_range_uj" in why
+
+
+# -------------------------------------------------------------------------------------------------- estimate
+
+
+def test_estimate_is_cpu_time_times_watts_and_labeled():
+    part = EstimatePart(12.0, "test")
+    meter = EnergyMeter([part], sample_hz=0)
+    c0 = part.cpu_seconds()
+    meter.begin("w")
+    t = time.process_time()
+    while time.process_time() - t < 0.3:
+        pass
+    w = meter.end("w")
+    used = part.cpu_seconds() - c0
+    assert w.energy_source == "estimated" and w.cpu_energy_source == "estimated"
+    assert w.energy_j == pytest.approx(used * 12.0, rel=0.05)
+    assert w.energy_j > 0
+    assert "process CPU time" in w.extra["energy_note"]
+
+
+def test_cpu_power_table_and_override():
+    w, basis = cpu_watts_per_thread("AMD Ryzen 9 5950X 16-Core Processor")
+    assert w == pytest.approx(105 / 32) and "TDP 105 W" in basis
+    w, basis = cpu_watts_per_thread("AMD EPYC")
+    assert w == 10.0 and "not in the TDP table" in basis
+    w, basis = cpu_watts_per_thread("AMD EPYC", override=7.5)
+    assert w == 7.5 and "user setting" in basis
+
+
+def test_build_meter_on_this_box_lists_every_meter(tmp_path):
+    class NoLib:
+        class NVMLError(Exception):
+            pass
+
+        def nvmlInit(self):
+            raise self.NVMLError("NVML Shared Library Not Found")
+
+    meter, report = build_meter("auto", nvml_module=NoLib(), rapl_root=tmp_path / "none")
+    meter.close()
+    assert [line.split(":")[0] for line in report] == ["nvml", "rapl", "estimate"]
+    assert "unavailable" in report[0] and "unavailable" in report[1] and "used" in report[2]
+    assert meter.name == "estimated"
+
+
+def test_build_meter_gpu_box_uses_nvml_and_rapl(trace_factory, tmp_path):
+    _zone(tmp_path, "intel-rapl:0", "package-0", 1, 10**12)
+    meter, report = build_meter("auto", nvml_module=FakeNVML(trace_factory()), rapl_root=tmp_path)
+    try:
+        assert meter.name == "nvml_counter+rapl"
+        meter.begin("w")
+        time.sleep(0.3)
+        w = meter.end("w")
+    finally:
+        meter.close()
+    assert w.energy_source == "nvml_counter+rapl"
+    assert w.energy_j == pytest.approx(w.gpu_energy_j + w.cpu_energy_j)
