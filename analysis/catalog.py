@@ -1,0 +1,199 @@
+"""Dated price and hardware catalogs: LLM token prices from genai-prices (bundled snapshot), everything else from
+analysis/data/*.toml with a source and a date per entry. Unknown names get the close matches."""
+from __future__ import annotations
+
+import difflib
+import tomllib
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+from bench.errors import ConfigError
+
+DATA = Path(__file__).parent / "data"
+
+
+class UnknownName(ConfigError):
+    """An API model or build name that is not in the catalog; lists the close matches."""
+
+    def __init__(self, what: str, name: str, known: list[str], file="<catalog>"):
+        close = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
+        hint = f"; close matches: {', '.join(close)}" if close else ""
+        super().__init__(file, what, f"a known {what}{hint}", name)
+
+
+@dataclass(frozen=True)
+class LLMPrice:
+    id: str
+    usd_per_mtok_in: float
+    usd_per_mtok_out: float
+    source: str
+    as_of: str
+    provider: str = ""
+    usd_per_mtok_cache_read: float | None = None
+    batch_in: float | None = None
+    batch_out: float | None = None
+
+    def request_usd(self, prompt_tokens: float, output_tokens: float) -> float:
+        """Token-weighted: input tokens at the input price, output tokens at the output price."""
+        return (prompt_tokens * self.usd_per_mtok_in + output_tokens * self.usd_per_mtok_out) / 1e6
+
+
+@dataclass(frozen=True)
+class UnitPrice:
+    kind: str  # stt | tts | image
+    id: str
+    usd_per_unit: float  # per audio minute, per character, per image
+    unit: str
+    source: str
+    as_of: str
+    provider: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Build:
+    id: str
+    label: str
+    hardware_usd: float | None
+    busy_wall_w: float
+    idle_wall_w: float | None
+    platform_busy_w: float
+    psu_efficiency: float
+    hours_per_day: float
+    lifetime_years: float
+    source: str
+    guide_power_usd_per_month: float | None = None
+    guide_power_basis: str = ""
+    gpu_memory_gb: float | None = None
+    components: tuple = ()
+    anchor_llm: dict = field(default_factory=dict)
+    anchor_image: dict = field(default_factory=dict)
+    anchor_stt: dict = field(default_factory=dict)
+    anchor_tts: dict = field(default_factory=dict)
+
+
+def genai_prices_version() -> str:
+    try:
+        return metadata.version("genai-prices")
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        return "not installed"
+
+
+@lru_cache(maxsize=1)
+def _prices_toml() -> dict:
+    return tomllib.loads((DATA / "prices.toml").read_text())
+
+
+@lru_cache(maxsize=1)
+def _builds_toml() -> dict:
+    return tomllib.loads((DATA / "builds.toml").read_text())
+
+
+# the LLM models `shadowbench prices` lists from genai-prices (any id genai-prices knows can be asked for)
+LISTED_LLMS = ["claude-3-5-haiku", "claude-haiku-4-5", "claude-3-5-sonnet", "claude-sonnet-4-5", "claude-opus-4-5",
+               "gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", "gpt-5.2", "gemini-1.5-flash",
+               "gemini-2.5-flash", "gemini-3-flash-preview", "gemini-3-pro-preview", "glm-4.7", "minimax-m2.1"]
+
+
+def _genai_llm(model_id: str) -> LLMPrice | None:
+    from genai_prices import Usage, calc_price
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            r = calc_price(Usage(input_tokens=1_000_000, output_tokens=1_000_000), model_id)
+        except LookupError:
+            return None
+        try:
+            b = calc_price(Usage(input_tokens=1_000_000, output_tokens=1_000_000), model_id,
+                           price_context={"processing": "batch"})
+            batch = (float(b.input_price), float(b.output_price))
+            if batch == (float(r.input_price), float(r.output_price)):
+                batch = (None, None)
+        except Exception:  # noqa: BLE001 - batch variants are optional
+            batch = (None, None)
+    mp = r.model_price
+    cache = getattr(mp, "cache_read_mtok", None)
+    return LLMPrice(id=model_id, usd_per_mtok_in=float(r.input_price), usd_per_mtok_out=float(r.output_price),
+                    provider=r.provider.name, source=f"genai-prices {genai_prices_version()} ({r.model.id})",
+                    as_of=f"genai-prices {genai_prices_version()} data snapshot",
+                    usd_per_mtok_cache_read=float(cache) if cache is not None else None,
+                    batch_in=batch[0], batch_out=batch[1])
+
+
+def guide_llms() -> dict[str, LLMPrice]:
+    return {e["id"]: LLMPrice(id=e["id"], usd_per_mtok_in=e["usd_per_mtok_in"], usd_per_mtok_out=e["usd_per_mtok_out"],
+                              source=e["source"], as_of=e["as_of"], provider="guide")
+            for e in _prices_toml()["llm"]}
+
+
+def llm_price(model_id: str) -> LLMPrice:
+    """A guide row (``guide:...``) or any model genai-prices knows."""
+    guides = guide_llms()
+    if model_id in guides:
+        return guides[model_id]
+    p = _genai_llm(model_id)
+    if p is None:
+        raise UnknownName("API model", model_id, LISTED_LLMS + list(guides))
+    return p
+
+
+_UNITS = {"stt": ("usd_per_audio_minute", "audio minute", 1.0),
+          "tts": ("usd_per_mchar", "character", 1e-6),
+          "image": ("usd_per_image", "image", 1.0)}
+
+
+def unit_prices(kind: str) -> dict[str, UnitPrice]:
+    key, unit, scale = _UNITS[kind]
+    return {e["id"]: UnitPrice(kind=kind, id=e["id"], usd_per_unit=e[key] * scale, unit=unit, source=e["source"],
+                               as_of=e["as_of"], provider=e.get("provider", ""),
+                               note=e.get("checked", "") + (f"; {e['batch_note']}" if "batch_note" in e else ""))
+            for e in _prices_toml().get(kind, [])}
+
+
+def unit_price(kind: str, price_id: str) -> UnitPrice:
+    prices = unit_prices(kind)
+    if price_id not in prices:
+        raise UnknownName(f"{kind} price", price_id, list(prices))
+    return prices[price_id]
+
+
+def tariff_usd_per_kwh() -> float:
+    return float(_builds_toml()["tariff"]["usd_per_kwh"])
+
+
+def days_per_month() -> float:
+    return float(_builds_toml()["defaults"]["days_per_month"])
+
+
+def builds() -> dict[str, Build]:
+    data = _builds_toml()
+    d = data["defaults"]
+    out = {}
+    for b in data["build"]:
+        out[b["id"]] = Build(
+            id=b["id"], label=b["label"], hardware_usd=b.get("hardware_usd"), busy_wall_w=b.get("busy_wall_w", 0),
+            idle_wall_w=b.get("idle_wall_w"), platform_busy_w=b.get("platform_busy_w", 0.0),
+            psu_efficiency=b.get("psu_efficiency", d["psu_efficiency"]),
+            hours_per_day=b.get("hours_per_day", d["hours_per_day"]),
+            lifetime_years=b.get("lifetime_years", d["lifetime_years"]), source=b["source"],
+            guide_power_usd_per_month=b.get("guide_power_usd_per_month"),
+            guide_power_basis=b.get("guide_power_basis", ""), gpu_memory_gb=b.get("gpu_memory_gb"),
+            components=tuple(tuple(c) for c in b.get("components", ())), anchor_llm=b.get("anchor_llm", {}),
+            anchor_image=b.get("anchor_image", {}), anchor_stt=b.get("anchor_stt", {}),
+            anchor_tts=b.get("anchor_tts", {}))
+    return out
+
+
+def build(build_id: str) -> Build:
+    all_builds = builds()
+    if build_id not in all_builds:
+        raise UnknownName("build", build_id, list(all_builds))
+    return all_builds[build_id]
+
+
+def machine_builds() -> dict[str, str]:
+    return dict(_builds_toml().get("machines", {}))

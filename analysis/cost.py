@@ -1,0 +1,153 @@
+"""The cost model. Local running cost (measured energy through the PSU, the rest of the platform while busy,
+idle power over the hours the box is on) is subtracted from the API spend before dividing the hardware price:
+months = hardware ÷ (API per month − local running cost per month), and "never" when that difference is ≤ 0.
+Token prices are weighted by the actual input and output tokens."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .catalog import Build, LLMPrice
+
+J_PER_KWH = 3.6e6
+
+
+@dataclass(frozen=True)
+class LocalUnit:
+    """How the local box does one task: busy seconds and device energy, and where those figures come from."""
+
+    seconds: float
+    device_energy_j: float | None  # None: no device measurement; wall power from the build is used instead
+    basis: str  # "measured", "anchor", "guide"
+    energy_source: str = ""
+    estimated: bool = False
+    rows: str = ""  # provenance of measured figures
+
+
+@dataclass(frozen=True)
+class LocalMonthly:
+    energy_usd: float
+    idle_usd: float
+    busy_hours_per_day: float
+    capacity_per_day: float | None
+    over_capacity: bool
+    basis: str
+    note: str = ""
+
+    @property
+    def total_usd(self) -> float:
+        return self.energy_usd + self.idle_usd
+
+
+def api_llm_monthly(price: LLMPrice, requests_per_day: float, prompt_tokens: float, output_tokens: float,
+                    days: float = 30) -> float:
+    return price.request_usd(prompt_tokens, output_tokens) * requests_per_day * days
+
+
+def guide_blended_daily(price: LLMPrice, requests_per_day: float, prompt_tokens: float, output_tokens: float) -> float:
+    """The guides' arithmetic: all tokens at the plain average of the input and output prices."""
+    avg = (price.usd_per_mtok_in + price.usd_per_mtok_out) / 2
+    return requests_per_day * (prompt_tokens + output_tokens) * avg / 1e6
+
+
+def breakeven_months(hardware_usd: float | None, api_monthly: float, local_monthly: float) -> float | None:
+    """Months until the hardware pays for itself; None means never (the box costs at least as much to run as the
+    API would)."""
+    if hardware_usd is None:
+        return None
+    saving = api_monthly - local_monthly
+    if saving <= 0:
+        return None
+    return hardware_usd / saving
+
+
+def guide_breakeven_months(hardware_usd: float, api_monthly: float) -> float:
+    """The guides' arithmetic: hardware ÷ API spend, ignoring what the box costs to run."""
+    return hardware_usd / api_monthly
+
+
+def fmt_months(m: float | None) -> str:
+    if m is None:
+        return "never"
+    if m >= 24:
+        return f"{m:.1f} months ({m / 12:.1f} years)"
+    return f"{m:.1f} months"
+
+
+def wall_energy_j(unit: LocalUnit, b: Build) -> float:
+    """Energy at the wall for one task: device energy through the PSU plus the rest of the platform while busy;
+    without a device measurement, the build's wall power while busy."""
+    if unit.device_energy_j is None:
+        return b.busy_wall_w * unit.seconds
+    return unit.device_energy_j / b.psu_efficiency + b.platform_busy_w * unit.seconds
+
+
+def local_monthly(unit: LocalUnit, tasks_per_day: float, b: Build, usd_per_kwh: float, days: float = 30,
+                  hours_per_day: float | None = None) -> LocalMonthly:
+    hours_on = b.hours_per_day if hours_per_day is None else hours_per_day
+    busy_h = tasks_per_day * unit.seconds / 3600
+    capacity = hours_on * 3600 / unit.seconds if unit.seconds > 0 else None
+    energy_kwh = tasks_per_day * wall_energy_j(unit, b) / J_PER_KWH
+    idle_kwh = (b.idle_wall_w or 0.0) * max(0.0, hours_on - busy_h) / 1000
+    note = "" if b.idle_wall_w is not None else "idle wall power unknown for this build: not charged"
+    return LocalMonthly(energy_usd=energy_kwh * usd_per_kwh * days, idle_usd=idle_kwh * usd_per_kwh * days,
+                        busy_hours_per_day=busy_h, capacity_per_day=capacity, over_capacity=busy_h > hours_on,
+                        basis=unit.basis, note=note)
+
+
+def guide_local_monthly(b: Build) -> LocalMonthly:
+    if b.guide_power_usd_per_month is None:
+        raise ValueError(f"build {b.id} has no guide power figure")
+    return LocalMonthly(energy_usd=b.guide_power_usd_per_month, idle_usd=0.0, busy_hours_per_day=b.hours_per_day,
+                        capacity_per_day=None, over_capacity=False, basis="guide",
+                        note=f"the guide's flat ${b.guide_power_usd_per_month:g}/month"
+                             + (f" ({b.guide_power_basis})" if b.guide_power_basis else ""))
+
+
+def amortization_per_task(b: Build, tasks_per_day: float) -> float | None:
+    if b.hardware_usd is None or tasks_per_day <= 0:
+        return None
+    return b.hardware_usd / (b.lifetime_years * 365 * tasks_per_day)
+
+
+# ------------------------------------------------------------------------------------------- units from rows
+
+
+def llm_unit_from_rows(df: pd.DataFrame, prompt_tokens: int, output_tokens: int) -> LocalUnit:
+    """One request of (prompt, output) tokens from the LLM rows of one machine and workload: the medians of an
+    exactly matching test where there is one, else prompt ÷ pp rate + output ÷ tg rate at the measured power."""
+    df = df[df["kind"] == "llm"]
+    if df.empty:
+        raise LookupError("no LLM rows")
+    from .rows import provenance
+
+    exact = df[(df["prompt_tokens"] == prompt_tokens) & (df["output_tokens"] == output_tokens)]
+    src = ";".join(sorted(set(df["energy_source"])))
+    est = bool(df["estimated"].any())
+    if not exact.empty:
+        energy = exact["energy_j"].median() if exact["energy_j"].notna().any() else None
+        return LocalUnit(seconds=float(exact["wall_s"].median()), device_energy_j=energy, basis="measured",
+                         energy_source=src, estimated=est, rows=provenance(exact))
+    pp = df["pp_tokens_per_s"].dropna()
+    tg = df["tg_tokens_per_s"].dropna()
+    if tg.empty or (prompt_tokens and pp.empty):
+        raise LookupError("rows lack pp or tg throughput")
+    seconds = (prompt_tokens / pp.median() if prompt_tokens else 0.0) + output_tokens / tg.median()
+    with_energy = df[df["energy_j"].notna()]
+    energy = None
+    if not with_energy.empty:
+        power = (with_energy["energy_j"] / with_energy["wall_s"]).median()
+        energy = float(power * seconds)
+    return LocalUnit(seconds=seconds, device_energy_j=energy, basis="measured", energy_source=src, estimated=est,
+                     rows=provenance(df))
+
+
+def llm_unit_from_anchor(b: Build, output_tokens: int) -> LocalUnit:
+    """The build's public/guide decode speed; prompt processing (20-50x faster on GPUs) is not counted."""
+    a = b.anchor_llm
+    if not a:
+        raise LookupError(f"build {b.id} has no LLM speed figure")
+    return LocalUnit(seconds=output_tokens / a["tg_tokens_per_s"], device_energy_j=None, basis="anchor",
+                     rows=f"builds.toml {b.id}: {a['model']} at {a['tg_tokens_per_s']} tokens/s ({a['source']}), "
+                          f"{b.busy_wall_w:g} W at the wall while busy")
