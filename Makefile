@@ -16,7 +16,7 @@ WHEELHOUSE := $(HOME)/.cache/shadowbench/wheels/$(LLAMA_KEY)
 STAMP := $(VENV)/.setup-$(LLAMA_KEY)
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: setup bench test perf-check validate env clean
+.PHONY: setup bench test perf-check validate env report prices clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,12 @@ validate: setup
 
 env: setup
 	$(BIN)/shadowbench env
+
+report: setup
+	$(BIN)/shadowbench report --results-dir $(RESULTS)
+
+prices: setup
+	$(BIN)/shadowbench prices
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -98,29 +98,37 @@ LISTED_LLMS = ["claude-3-5-haiku", "claude-haiku-4-5", "claude-3-5-sonnet", "cla
                "gemini-2.5-flash", "gemini-3-flash-preview", "gemini-3-pro-preview", "glm-4.7", "minimax-m2.1"]
 
 
+def _base(v) -> float | None:
+    """A per-1M-token price from genai-prices: plain, or the base rate of a tiered price (below the first tier,
+    which is where requests of the sizes priced here fall)."""
+    if v is None:
+        return None
+    return float(getattr(v, "base", v))
+
+
 def _genai_llm(model_id: str) -> LLMPrice | None:
     from genai_prices import Usage, calc_price
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            r = calc_price(Usage(input_tokens=1_000_000, output_tokens=1_000_000), model_id)
+            r = calc_price(Usage(input_tokens=1000, output_tokens=1000), model_id)
         except LookupError:
             return None
         try:
-            b = calc_price(Usage(input_tokens=1_000_000, output_tokens=1_000_000), model_id,
-                           price_context={"processing": "batch"})
-            batch = (float(b.input_price), float(b.output_price))
-            if batch == (float(r.input_price), float(r.output_price)):
-                batch = (None, None)
+            b = calc_price(Usage(input_tokens=1000, output_tokens=1000), model_id,
+                           price_context={"processing": "batch"}).model_price
+            batch = (_base(b.input_mtok), _base(b.output_mtok))
         except Exception:  # noqa: BLE001 - batch variants are optional
             batch = (None, None)
     mp = r.model_price
-    cache = getattr(mp, "cache_read_mtok", None)
-    return LLMPrice(id=model_id, usd_per_mtok_in=float(r.input_price), usd_per_mtok_out=float(r.output_price),
+    std = (_base(mp.input_mtok), _base(mp.output_mtok))
+    if batch == std:
+        batch = (None, None)
+    return LLMPrice(id=model_id, usd_per_mtok_in=std[0] or 0.0, usd_per_mtok_out=std[1] or 0.0,
                     provider=r.provider.name, source=f"genai-prices {genai_prices_version()} ({r.model.id})",
                     as_of=f"genai-prices {genai_prices_version()} data snapshot",
-                    usd_per_mtok_cache_read=float(cache) if cache is not None else None,
+                    usd_per_mtok_cache_read=_base(getattr(mp, "cache_read_mtok", None)),
                     batch_in=batch[0], batch_out=batch[1])
 
 

@@ -110,6 +110,30 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("env", help="show machine, CPU, RAM, GPU and versions")
     e.add_argument("--machine", default=None)
     e.set_defaults(func=cmd_env)
+    pr = sub.add_parser("prices", help="list the dated API price catalog")
+    pr.set_defaults(func=lambda a: __import__("analysis.commands", fromlist=["x"]).cmd_prices(a))
+
+    c = sub.add_parser("cost", help="API cost vs local running cost and break-even for one workload")
+    c.add_argument("--kind", choices=["llm", "stt", "tts", "image"], default="llm")
+    c.add_argument("--requests-per-day", type=float, required=True,
+                   help="requests (llm), audio minutes (stt), characters (tts) or images (image) per day")
+    c.add_argument("--prompt-tokens", type=int, default=500)
+    c.add_argument("--output-tokens", type=int, default=200)
+    c.add_argument("--api", required=True, help="API model or price id (see shadowbench prices)")
+    c.add_argument("--build", required=True, help="hardware build id (analysis/data/builds.toml)")
+    c.add_argument("--local-power", choices=["auto", "measured", "anchor", "guide"], default="auto",
+                   help="local running cost from measured rows, the build's speed figure, or the guide's flat figure")
+    c.add_argument("--machine", help="results/<machine> whose rows to use (default: the build's machines)")
+    c.add_argument("--workload", help="workload whose rows to use")
+    c.add_argument("--results-dir", default="results")
+    c.add_argument("--usd-per-kwh", type=float)
+    c.add_argument("--hours-per-day", type=float, help="hours the box is on per day (default: the build's)")
+    c.set_defaults(func=lambda a: __import__("analysis.commands", fromlist=["x"]).cmd_cost(a))
+
+    rp = sub.add_parser("report", help="write results/REPORT.md and its plots from every committed result file")
+    rp.add_argument("--results-dir", default="results")
+    rp.add_argument("--out", default=None, help="report file (default: RESULTS_DIR/REPORT.md)")
+    rp.set_defaults(func=lambda a: __import__("analysis.report", fromlist=["x"]).cmd_report(a))
     return p
 
 

@@ -1,0 +1,131 @@
+"""`shadowbench prices` and `shadowbench cost`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.errors import ConfigError
+
+from . import catalog, cost, rows
+
+
+def cmd_prices(args) -> int:
+    con = Console(width=160)
+    t = Table(title=f"LLM API prices per 1M tokens (genai-prices {catalog.genai_prices_version()} bundled snapshot; "
+                    "guide rows as printed)")
+    for c in ("model", "provider", "input", "output", "batch in/out", "cache read", "source / date"):
+        t.add_column(c)
+    for mid in catalog.LISTED_LLMS:
+        p = catalog.llm_price(mid)
+        batch = f"${p.batch_in:g} / ${p.batch_out:g}" if p.batch_in is not None else ""
+        cache = f"${p.usd_per_mtok_cache_read:g}" if p.usd_per_mtok_cache_read is not None else ""
+        t.add_row(p.id, p.provider, f"${p.usd_per_mtok_in:g}", f"${p.usd_per_mtok_out:g}", batch, cache, p.as_of)
+    raw = {e["id"]: e for e in catalog._prices_toml()["llm"]}
+    for p in catalog.guide_llms().values():
+        now = ""
+        cid = raw[p.id].get("catalog_id")
+        if cid:
+            c = catalog.llm_price(cid)
+            same = (c.usd_per_mtok_in, c.usd_per_mtok_out) == (p.usd_per_mtok_in, p.usd_per_mtok_out)
+            now = f"; genai-prices {cid}: ${c.usd_per_mtok_in:g}/${c.usd_per_mtok_out:g}{'' if same else ' (DIFFERS)'}"
+        t.add_row(p.id, "guide", f"${p.usd_per_mtok_in:g}", f"${p.usd_per_mtok_out:g}", "", "",
+                  f"{p.source}, {p.as_of}{now}")
+    con.print(t)
+    for kind, title, fmt in (("stt", "Speech-to-text per audio minute", lambda v: f"${v:g}"),
+                             ("tts", "Text-to-speech per 1M characters", lambda v: f"${v * 1e6:g}"),
+                             ("image", "Images per image", lambda v: f"${v:g}")):
+        t = Table(title=title)
+        for c in ("id", "provider", "price", "as of", "source", "checked"):
+            t.add_column(c)
+        for p in catalog.unit_prices(kind).values():
+            t.add_row(p.id, p.provider, fmt(p.usd_per_unit), p.as_of, p.source, p.note)
+        con.print(t)
+    print(f"electricity: ${catalog.tariff_usd_per_kwh():g}/kWh (analysis/data/builds.toml)")
+    return 0
+
+
+def _measured_llm_unit(results_dir: Path, build_id: str, machine: str | None, workload: str | None,
+                       prompt: int, output: int):
+    df, problems = rows.load(results_dir)
+    if df.empty:
+        return None, problems
+    machines = [m for m, b in catalog.machine_builds().items() if b == build_id]
+    if machine:
+        machines = [machine]
+    sub = df[df["machine"].isin(machines) & (df["kind"] == "llm")]
+    if workload:
+        sub = sub[sub["workload"] == workload]
+    if sub.empty:
+        return None, problems
+    # one workload: the named one, else the one with the most rows
+    wl = workload or sub["workload"].value_counts().index[0]
+    return cost.llm_unit_from_rows(sub[sub["workload"] == wl], prompt, output), problems
+
+
+def cmd_cost(args) -> int:
+    b = catalog.build(args.build)
+    days = catalog.days_per_month()
+    kwh = args.usd_per_kwh if args.usd_per_kwh is not None else catalog.tariff_usd_per_kwh()
+    hours = args.hours_per_day
+    n = args.requests_per_day
+    print(f"question: {n:g} {'requests' if args.kind == 'llm' else 'units'}/day of {args.kind} on {b.label} "
+          f"vs API {args.api}; months of {days:g} days; electricity ${kwh:g}/kWh")
+    if args.kind == "llm":
+        price = catalog.llm_price(args.api)
+        per_req = price.request_usd(args.prompt_tokens, args.output_tokens)
+        api_month = per_req * n * days
+        print(f"API: {price.id} at ${price.usd_per_mtok_in:g}/${price.usd_per_mtok_out:g} per 1M input/output tokens "
+              f"({price.source}; {price.as_of}): ${per_req:.6f} per request of {args.prompt_tokens}+"
+              f"{args.output_tokens} tokens -> ${api_month:,.2f}/month")
+    else:
+        price = catalog.unit_price(args.kind, args.api)
+        api_month = price.usd_per_unit * n * days
+        print(f"API: {price.id} at ${price.usd_per_unit:g} per {price.unit} ({price.source}, as of {price.as_of}) "
+              f"-> ${api_month:,.2f}/month")
+
+    mode = args.local_power
+    unit = None
+    problems: list[str] = []
+    if mode in ("auto", "measured") and args.kind == "llm":
+        unit, problems = _measured_llm_unit(Path(args.results_dir), b.id, args.machine, args.workload,
+                                            args.prompt_tokens, args.output_tokens)
+        if unit is None and mode == "measured":
+            raise ConfigError(args.results_dir, "--local-power measured",
+                              f"result rows of kind llm for build {b.id} (see [machines] in builds.toml) or --machine",
+                              "<no such rows>")
+    for p in problems:
+        print(f"warning: skipped a results file: {p}")
+    if unit is None and mode in ("auto", "anchor") and args.kind == "llm" and b.anchor_llm:
+        unit = cost.llm_unit_from_anchor(b, args.output_tokens)
+    if unit is None and mode in ("auto", "guide") and b.guide_power_usd_per_month is not None:
+        local = cost.guide_local_monthly(b)
+        print(f"local running cost: ${local.total_usd:,.2f}/month ({local.note})")
+        print("rows used: none (guide figure)")
+    elif unit is None:
+        raise ConfigError("<command line>", "--local-power", "a basis this build and kind have (measured rows, a "
+                          "speed figure in builds.toml, or a guide power figure)", mode)
+    else:
+        local = cost.local_monthly(unit, n, b, kwh, days, hours)
+        label = " (ESTIMATED energy)" if unit.estimated else ""
+        print(f"local: {unit.seconds:.3f} s busy per request; "
+              + (f"{unit.device_energy_j:.1f} J at the device{label}; " if unit.device_energy_j is not None else "")
+              + f"{cost.wall_energy_j(unit, b):.1f} J at the wall")
+        print(f"local running cost: ${local.total_usd:,.2f}/month = energy ${local.energy_usd:,.2f} + idle "
+              f"${local.idle_usd:,.2f} ({local.busy_hours_per_day:.2f} busy of {hours or b.hours_per_day:g} h/day on)"
+              + (f"; {local.note}" if local.note else ""))
+        if local.capacity_per_day is not None:
+            print(f"capacity: {local.capacity_per_day:,.0f} requests/day in {hours or b.hours_per_day:g} h"
+                  + ("  (OVER CAPACITY at this volume)" if local.over_capacity else ""))
+        print(f"rows used: {unit.rows}")
+    be = cost.breakeven_months(b.hardware_usd, api_month, local.total_usd)
+    if b.hardware_usd is None:
+        print("break-even: n/a (no hardware price for this build)")
+    else:
+        print(f"break-even: {cost.fmt_months(be)} for ${b.hardware_usd:,.0f} of hardware "
+              f"(hardware ÷ (API ${api_month:,.2f} − local ${local.total_usd:,.2f} per month))")
+        am = cost.amortization_per_task(b, n)
+        if am is not None:
+            print(f"amortization: ${am:.6f} per request over {b.lifetime_years:g} years at this volume")
+    return 0

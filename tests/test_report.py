@@ -1,0 +1,90 @@
+"""The report on committed results, `shadowbench cost` and `prices` from the command line, bad results files."""
+import shutil
+
+import matplotlib.image as mpimg
+import pytest
+
+from analysis.report import write_report
+
+from .conftest import REPO, run_cli
+
+
+@pytest.fixture
+def committed_results(tmp_path):
+    dest = tmp_path / "results"
+    for machine in (REPO / "results").iterdir():
+        if machine.is_dir() and machine.name != "figures":
+            shutil.copytree(machine, dest / machine.name)
+    assert any(dest.rglob("*.csv")), "this repository commits at least one make bench run"
+    return dest
+
+
+def test_report_on_committed_results_writes_images_with_sources(committed_results):
+    out, problems = write_report(committed_results)
+    assert problems == []
+    text = out.read_text()
+    figs = sorted((out.parent / "figures").glob("*.png"))
+    assert {f.name for f in figs} >= {"throughput.png", "energy.png", "usd_per_1k_requests.png",
+                                      "cumulative_cost.png", "routing.png"}
+    for f in figs:
+        img = mpimg.imread(f)  # opens as an image
+        assert img.shape[0] > 200 and img.shape[1] > 300
+        assert f"figures/{f.name}" in text
+    # each figure is followed by a caption naming its rows or catalog entries
+    for block in text.split("![")[1:]:
+        caption = block.split("\n\n", 2)[1]
+        assert caption.startswith("*Figure") and ("results/" in caption or "Rows:" in caption
+                                                   or "Catalog entries" in caption or "measured rows" in caption)
+    assert "ESTIMATED" in text  # this box's energy is an estimate and says so
+    assert "genai-prices 0.2.3" in text and "2025-10" in text  # the prices' dates
+    assert "**6.0 months**" in text and "5.5 months" in text  # healthcare: both figures
+
+
+def test_bad_results_files_are_named_and_the_rest_used(committed_results):
+    good = next(p for p in committed_results.rglob("*.csv") if not p.name.endswith(".power.csv"))
+    lines = good.read_text().splitlines()
+    (good.parent / "corrupt.csv").write_text("\n".join(lines[:2] + [lines[2][:40]]) + "\n")
+    (good.parent / "future.csv").write_text("\n".join([lines[0], "9" + lines[1][1:]]) + "\n")
+    header = lines[0].split(",")
+    i = header.index("energy_source")
+    drop = lambda line: ",".join(v for k, v in enumerate(line.split(",")) if k != i)  # noqa: E731
+    (good.parent / "missing.csv").write_text("\n".join(drop(x) for x in lines[:3]) + "\n")
+    out, problems = write_report(committed_results)
+    text = " | ".join(problems)
+    assert "corrupt.csv: line 3" in text
+    assert "future.csv: line 2: schema_version" in text
+    assert "missing.csv: line 1" in text and "energy_source" in text
+    assert len(problems) == 3
+    assert good.name in out.read_text()  # the good file is still used
+    r = run_cli("report", "--results-dir", committed_results)
+    assert r.returncode == 0 and r.stdout.count("warning: left out") == 3
+
+
+def test_cost_cli_golden_and_rows_used(committed_results):
+    r = run_cli("cost", "--kind", "llm", "--requests-per-day", 2000, "--prompt-tokens", 500, "--output-tokens", 200,
+                "--api", "claude-3-5-haiku", "--build", "rtx4060ti", "--local-power", "guide")
+    assert r.returncode == 0, r.stderr
+    assert "$72.00/month" in r.stdout and "$9.00/month" in r.stdout and "11.7 months" in r.stdout
+    r = run_cli("cost", "--requests-per-day", 50, "--api", "claude-3-5-haiku", "--build", "rtx4060ti",
+                "--local-power", "guide")
+    assert "break-even: never" in r.stdout and "$1.80/month" in r.stdout
+    # measured rows of this box: named in the output, labeled as estimated energy
+    r = run_cli("cost", "--requests-per-day", 2000, "--api", "claude-3-5-haiku", "--build", "ci-cpu-vm",
+                "--results-dir", committed_results)
+    assert r.returncode == 0, r.stderr
+    assert "rows used: " in r.stdout and "pp500+tg200" in r.stdout and "ESTIMATED" in r.stdout
+
+
+def test_cost_cli_unknown_names_exit_2_with_close_matches():
+    r = run_cli("cost", "--requests-per-day", 10, "--api", "claude-3-5-haikoo", "--build", "rtx4060ti")
+    assert r.returncode == 2 and "claude-3-5-haiku" in r.stderr
+    r = run_cli("cost", "--requests-per-day", 10, "--api", "claude-3-5-haiku", "--build", "rtx-3090")
+    assert r.returncode == 2 and "close matches: rtx3090" in r.stderr
+
+
+def test_prices_lists_dated_catalog():
+    r = run_cli("prices")
+    assert r.returncode == 0, r.stderr
+    for needle in ("claude-3-5-haiku", "genai-prices 0.2.3", "whisper-1", "tts-1-hd", "dall-e-3", "2025-10",
+                   "guide:claude-3-5-haiku", "$0.12/kWh"):
+        assert needle in r.stdout, needle
