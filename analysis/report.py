@@ -167,6 +167,49 @@ def cost_per_request_section(df: pd.DataFrame, figdir: Path) -> str:
     return "\n".join(out)
 
 
+UNIT_KINDS = {  # kind -> (price catalog kind, unit label, units per repetition from a row, API ids to compare)
+    "asr": ("stt", "audio minute", lambda r: r["audio_s"] / 60,
+            ["whisper-1", "gpt-4o-mini-transcribe", "deepgram-nova-3", "assemblyai-universal"]),
+    "tts": ("tts", "1M characters", lambda r: r["chars"] / 1e6,
+            ["tts-1", "tts-1-hd", "google-tts-standard", "elevenlabs-multilingual-v2"]),
+    "image": ("image", "image", lambda r: r["images"],
+              ["dall-e-2", "dall-e-3", "gpt-image-1-medium", "replicate-flux-schnell"]),
+}
+
+
+def unit_cost_section(df: pd.DataFrame) -> str:
+    """Speech, voice and images: the measured running cost per unit beside the API prices of that unit."""
+    kwh = catalog.tariff_usd_per_kwh()
+    mb = catalog.machine_builds()
+    out = ["## Dollars per audio minute, per 1M characters, per image", "",
+           f"Local: energy per unit from the rows at ${kwh:g}/kWh through the PSU plus the rest of the platform while "
+           "busy (running cost only); API: list prices from `analysis/data/prices.toml`.", ""]
+    body = []
+    for kind, (pkind, unit, units_of, api_ids) in UNIT_KINDS.items():
+        sub = df[(df["kind"] == kind) & df["energy_j"].notna()] if not df.empty else df
+        for (m, w), g in (sub.groupby(["machine", "workload"]) if not sub.empty else []):
+            per_rep_units = g.apply(units_of, axis=1)
+            j_per_unit = (g["energy_j"] / per_rep_units).median()
+            s_per_unit = (g["wall_s"] / per_rep_units).median()
+            b = catalog.build(mb[m]) if m in mb else None
+            wall_j = j_per_unit / b.psu_efficiency + b.platform_busy_w * s_per_unit if b else j_per_unit
+            label = []
+            if g["estimated"].any():
+                label.append("ESTIMATED energy")
+            if "weights" in g and (g["weights"] == "synthetic").any():
+                label.append("synthetic weights")
+            body.append([f"{m} / {w}" + (f" ({', '.join(label)})" if label else ""), unit,
+                         f"${wall_j / cost.J_PER_KWH * kwh:.3g}", f"{j_per_unit:.4g} J, {s_per_unit:.3g} s",
+                         rows.provenance(g)])
+        for pid in api_ids:
+            p = catalog.unit_price(pkind, pid)
+            per = p.usd_per_unit * (1e6 if pkind == "tts" else 1)
+            body.append([f"API {pid}", unit, f"${per:.3g}", "", f"prices.toml {pid}: {p.source}, as of {p.as_of}"])
+    out.append(_md_table(["what", "per", "$ per unit", "device energy and busy time per unit", "from"], body))
+    out.append("")
+    return "\n".join(out)
+
+
 def scenarios_section(figdir: Path) -> str:
     out = ["## The guides' break-even examples and case studies", "",
            "shadowbench: months = hardware ÷ (API per month − local running cost per month), *never* when the box "
@@ -270,7 +313,8 @@ def write_report(results_dir: Path, out: Path | None = None) -> tuple[Path, list
                  "on that box, so energy is CPU time × watts per busy thread (see each row's `energy_note`). Such "
                  "figures are labeled ESTIMATED wherever they appear and are not measurements.", ""]
     body, figs = measured_section(df, figdir)
-    parts = head + [body, cost_per_request_section(df, figdir), scenarios_section(figdir), routing_section(figdir)]
+    parts = head + [body, cost_per_request_section(df, figdir), unit_cost_section(df), scenarios_section(figdir),
+                    routing_section(figdir)]
     if problems:
         parts += ["## Result files left out", ""] + [f"- {p}" for p in problems] + [""]
     out.write_text("\n".join(parts) + "\n")

@@ -55,7 +55,7 @@ def cmd_run(args) -> int:
     if outcome.failures:
         for what, msg in outcome.failures:
             err.print(f"[red]failed[/red] {what}: {msg}")
-        return 1
+        return outcome.exit_status or 1
     return 0
 
 

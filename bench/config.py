@@ -78,6 +78,10 @@ def _tests_key(allowed: tuple[str, ...]) -> Key:
                check=lambda v: len(v) > 0 and all(t in allowed for t in v))
 
 
+def _endpoint_test_ok(v) -> bool:
+    return isinstance(v, str) and re.fullmatch(r"c[1-9]\d*|r\d+(\.\d+)?", v) is not None and v != "r0"
+
+
 def _llm_test_ok(v) -> bool:
     return isinstance(v, str) and parse_llm_test(v) is not None
 
@@ -111,6 +115,43 @@ KINDS: dict[str, dict[str, Any]] = {
             "compute_type": _str('"auto" (float16 on CUDA, int8 on CPU) or a CTranslate2 compute type', "auto"),
             "beam_size": _int("an integer >= 1", 5, check=lambda v: v >= 1),
             "language": _str("a language code", "en"),
+        },
+    },
+    "image": {
+        "module": "bench.backends.image",
+        "keys": {
+            "model": Key((str, dict), 'an image model: "synthetic:tiny", "synthetic:sd15", a diffusers pipeline folder, '
+                         'or {hf_repo, revision}', required=True),
+            "tests": _tests_key(("txt2img",)),
+            "steps": _int("an integer >= 1 (denoising steps)", 4, check=lambda v: v >= 1),
+            "images": _int("an integer >= 1 (images per call)", 1, check=lambda v: v >= 1),
+            "width": _int("a multiple of 8 (0 = the model's default)", 0, check=lambda v: v >= 0 and v % 8 == 0),
+            "height": _int("a multiple of 8 (0 = the model's default)", 0, check=lambda v: v >= 0 and v % 8 == 0),
+            "guidance_scale": Key((float, int), "a number >= 0", 7.5, check=lambda v: v >= 0),
+            "device": _str('"auto", "cpu" or "cuda"', "auto", check=lambda v: v in ("auto", "cpu", "cuda")),
+            "seed": _int(default=0),
+        },
+    },
+    "endpoint": {
+        "module": "bench.backends.endpoint",
+        "keys": {
+            "model": Key((str, dict), 'the GGUF model to serve when spawn = true ("bundled:NAME", a path, or '
+                         '{hf_repo, hf_file})', None),
+            "tests": Key((list,), 'a list of steps like "c1", "c4" (requests in flight) or "r0.5" (requests/s)',
+                         ["c1", "c2", "c4", "c8", "c16"], check=lambda v: len(v) > 0 and all(_endpoint_test_ok(t) for t in v)),
+            "base_url": _str('an OpenAI-compatible base URL like "http://127.0.0.1:11434/v1"', "",
+                             check=lambda v: v == "" or v.startswith(("http://", "https://"))),
+            "spawn": Key((bool,), "true (start llama-cpp-python's server with the model) or false", False),
+            "model_name": _str("the model name the server knows", "local"),
+            "api_key_env": _str("the name of an environment variable holding the API key (never written to results)",
+                                ""),
+            "tokenizer": _str("a GGUF file whose tokenizer counts output tokens when the server reports no usage", ""),
+            "prompt_tokens": _int("an integer >= 1", 500, check=lambda v: v >= 1),
+            "output_tokens": _int("an integer >= 1", 200, check=lambda v: v >= 1),
+            "requests_per_step": _int("an integer >= 1", 8, check=lambda v: v >= 1),
+            "timeout_s": Key((float, int), "a number of seconds > 0", 120.0, check=lambda v: v > 0),
+            "n_ctx": _int("an integer >= 64", 2048, check=lambda v: v >= 64),
+            "n_gpu_layers": _int("an integer (-1 = all layers)", -1, check=lambda v: v >= -1),
         },
     },
     "tts": {
@@ -254,8 +295,23 @@ def load_suite(path: str | Path, check_models: bool = True) -> Suite:
         names.add(w["name"])
         run = {k: (w[k] if w[k] is not None else defaults[k]) for k in RUN_KEYS}
         threads = default_threads() if run["threads"] == "auto" else run["threads"]
-        model = models.parse_ref(w["model"], path, f"{where}.model")
-        if check_models:
+        if kind == "endpoint":
+            if w["spawn"] == bool(w["base_url"]):
+                raise ConfigError(path, f"{where}.base_url", "either base_url or spawn = true (with a model), not both",
+                                  w["base_url"] or "<neither>")
+            if w["spawn"] and w["model"] is None:
+                raise ConfigError(path, f"{where}.model", "a GGUF model to serve with spawn = true",
+                                  "<nothing: the key is missing>")
+            if w["tokenizer"]:
+                tok = models.parse_ref(w["tokenizer"], path, f"{where}.tokenizer")
+                if check_models:
+                    models.check(tok, path, f"{where}.tokenizer")
+                w["tokenizer"] = str(models.resolve(tok)) if check_models else tok.name
+        if w["model"] is None:
+            model = models.ModelRef("remote", f"{w.get('model_name', '')}@{w.get('base_url', '')}")
+        else:
+            model = models.parse_ref(w["model"], path, f"{where}.model")
+        if check_models and model.source != "remote":
             models.check(model, path, f"{where}.model")
         if kind == "asr" and w["audio"] != "reference":
             folder = Path(w["audio"]).expanduser()

@@ -183,8 +183,18 @@ class EstimatePart:
         self.basis = basis
 
     def cpu_seconds(self) -> float:
+        """This process, its finished children, and its live child processes (a server the harness started)."""
+        import psutil
+
         t = self.proc.cpu_times()
-        return t.user + t.system + t.children_user + t.children_system
+        total = t.user + t.system + t.children_user + t.children_system
+        for child in self.proc.children(recursive=True):
+            try:
+                c = child.cpu_times()
+                total += c.user + c.system
+            except psutil.Error:
+                continue
+        return total
 
     def counter_j(self) -> float | None:
         return self.cpu_seconds() * self.w
@@ -193,7 +203,7 @@ class EstimatePart:
         return None
 
     def describe(self) -> str:
-        return f"estimate: process CPU time x {self.w:.2f} W per busy thread ({self.basis})"
+        return f"estimate: process (and child processes) CPU time x {self.w:.2f} W per busy thread ({self.basis})"
 
     def close(self) -> None:
         pass

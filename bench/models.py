@@ -30,8 +30,10 @@ class ModelRef:
     revision: str = ""  # hf revision (commit, tag or branch)
 
     def label(self) -> str:
-        if self.source == "bundled":
-            return f"bundled:{self.name}"
+        if self.source == "remote":
+            return f"remote:{self.name}"
+        if self.source in ("bundled", "synthetic"):
+            return f"{self.source}:{self.name}"
         if self.source == "hf":
             rev = f"@{self.revision}" if self.revision else ""
             return f"hf:{self.name}{rev}" + (f"/{self.file}" if self.file else "")
@@ -52,6 +54,11 @@ def parse_ref(value, suite_path: Path, key: str) -> ModelRef:
         if not isinstance(rev, str):
             raise ConfigError(suite_path, f"{key}.revision", "a string", rev)
         return ModelRef("hf", value["hf_repo"], value.get("hf_file", ""), rev)
+    if value.startswith("synthetic:"):
+        name = value.split(":", 1)[1]
+        if name not in ("tiny", "sd15"):
+            raise ConfigError(suite_path, key, "synthetic:tiny or synthetic:sd15", value)
+        return ModelRef("synthetic", name)
     if value.startswith("bundled:"):
         name = value.split(":", 1)[1]
         if name not in BUNDLED:
@@ -86,10 +93,17 @@ def check(ref: ModelRef, suite_path: Path, key: str) -> None:
             raise ConfigError(suite_path, key, "an installed bundled model", f"<{e}>") from e
 
 
-def resolve(ref: ModelRef) -> Path:
-    """The local file or folder of a model, downloading hub models into the standard Hugging Face cache."""
+def resolve(ref: ModelRef) -> Path | None:
+    """The local file or folder of a model, downloading hub models into the standard Hugging Face cache; None for a
+    model behind a remote endpoint."""
+    if ref.source == "remote":
+        return None
     if ref.source == "bundled":
         return _bundled_path(ref.name)
+    if ref.source == "synthetic":
+        from . import synthetic
+
+        return synthetic.ensure(ref.name)
     if ref.source == "path":
         p = Path(ref.name)
         if not p.exists():

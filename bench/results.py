@@ -24,11 +24,15 @@ GPU_STATE = ["gpu_energy_counter_j", "gpu_energy_integrated_j", "gpu_util_pct", 
              "gpu_temp_c_max", "clock_events", "gpu_power_limit_w", "gpu_foreign_pids"]
 LLM = ["prompt_tokens", "output_tokens", "pp_tokens_per_s", "tg_tokens_per_s", "ttft_s"]
 SPEECH = ["clips", "audio_s", "rtf", "audio_min_per_hour", "wer", "chars", "chars_per_s", "ttfa_s"]
+SERVER = ["concurrency", "request_rate", "requests", "completed", "failed", "failures", "agg_tokens_per_s",
+          "ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "itl_p50_s", "itl_p95_s", "itl_p99_s", "tpot_s", "e2e_p50_s",
+          "e2e_p95_s", "token_count_source", "j_per_output_token"]
+IMAGE = ["images", "steps", "width", "height", "s_per_image", "it_per_s", "peak_mem_gb", "peak_mem_kind", "weights"]
 SETTINGS = ["threads", "n_gpu_layers", "n_ctx", "n_batch", "flash_attn", "device", "compute_type", "beam_size",
             "warmups", "backend_build"]
 PROVENANCE = ["cpu_model", "cpu_count", "ram_gb", "gpu_name", "gpu_memory_gb", "gpu_driver",
               "os", "python", "packages", "git_sha", "git_dirty", "shadowbench_version", "run_started_utc"]
-COLUMNS = IDENTITY + MEASURES + GPU_STATE + LLM + SPEECH + SETTINGS + PROVENANCE
+COLUMNS = IDENTITY + MEASURES + GPU_STATE + LLM + SERVER + SPEECH + IMAGE + SETTINGS + PROVENANCE
 REQUIRED = IDENTITY + ["wall_s", "energy_j", "energy_source"]
 
 

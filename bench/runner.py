@@ -25,7 +25,7 @@ from .meters import Meter
 from .results import ResultWriter, new_result_path
 
 # throughput-like columns summarised per test and checked for spread
-SUMMARY_METRICS = ["pp_tokens_per_s", "tg_tokens_per_s", "ttft_s", "rtf", "chars_per_s", "ttfa_s", "wer",
+SUMMARY_METRICS = ["pp_tokens_per_s", "tg_tokens_per_s", "agg_tokens_per_s", "ttft_s", "ttft_p95_s", "failed", "rtf", "chars_per_s", "ttfa_s", "wer",
                    "s_per_image", "it_per_s", "wall_s", "energy_j"]
 CV_METRICS = ["pp_tokens_per_s", "tg_tokens_per_s", "rtf", "chars_per_s", "s_per_image", "wall_s"]
 
@@ -36,6 +36,7 @@ class RunOutcome:
     rows: list[dict] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (workload/test, message)
     warnings: list[str] = field(default_factory=list)
+    exit_status: int = 0  # the highest exit status of the failures (2: bad input; 1: a backend failed)
 
 
 def cv(values: list[float]) -> float | None:
@@ -107,11 +108,12 @@ class Runner:
         progress.update(task, description=f"{w.name}: loading")
         try:
             model_path = models.resolve(w.model)
-            sha = models.sha256(model_path)
+            sha = models.sha256(model_path) if model_path is not None else ""
             backend = create_backend(w, model_path)
             backend.load()
         except ShadowbenchError as e:
             outcome.failures.append((w.name, str(e)))
+            outcome.exit_status = max(outcome.exit_status, e.exit_status)
             self.console.print(f"[red]error[/red] workload {w.name}: {e}; skipping it")
             progress.advance(task, steps)
             return
@@ -131,6 +133,7 @@ class Runner:
                 progress.advance(task)
         except ShadowbenchError as e:
             outcome.failures.append((f"{w.name}/{test}", str(e)))
+            outcome.exit_status = max(outcome.exit_status, e.exit_status)
             self.console.print(f"[red]error[/red] {w.name} {test}: {e}; skipping it")
             progress.advance(task, w.warmups + w.repetitions)
             return
@@ -145,12 +148,15 @@ class Runner:
             except ShadowbenchError as e:
                 self.meter.end(key)
                 outcome.failures.append((f"{w.name}/{test}", str(e)))
+                outcome.exit_status = max(outcome.exit_status, e.exit_status)
                 self.console.print(f"[red]error[/red] {w.name} {test} repetition {rep}: {e}; skipping the test")
                 progress.advance(task, w.repetitions - rep + 1)
                 break
             window = self.meter.end(key)
             checks = backend.check(test) if hasattr(backend, "check") else {}  # after the window: not timed
             energy = _window_columns(window)
+            if window.energy_j is not None and metrics.get("output_tokens"):
+                energy["j_per_output_token"] = window.energy_j / metrics["output_tokens"]
             if self.idle_power_w is not None:
                 energy["idle_power_w"] = self.idle_power_w
                 if window.energy_j is not None:

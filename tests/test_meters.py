@@ -240,7 +240,7 @@ def test_estimate_is_cpu_time_times_watts_and_labeled():
     assert w.energy_source == "estimated" and w.cpu_energy_source == "estimated"
     assert w.energy_j == pytest.approx(used * 12.0, rel=0.05)
     assert w.energy_j > 0
-    assert "process CPU time" in w.extra["energy_note"]
+    assert "CPU time x" in w.extra["energy_note"]
 
 
 def test_cpu_power_table_and_override():

@@ -35,7 +35,7 @@ def test_run_writes_one_row_per_repetition(write_suite, tmp_path):
     for row in rows:
         # no GPU and no RAPL here: the labeled estimate, with the idle baseline beside it
         assert row["energy_source"] == "estimated" and row["cpu_energy_source"] == "estimated"
-        assert float(row["energy_j"]) > 0 and "process CPU time" in row["energy_note"]
+        assert float(row["energy_j"]) > 0 and "CPU time x" in row["energy_note"]
         assert row["idle_power_w"] != "" and float(row["idle_power_w"]) >= 0
         assert float(row["net_energy_j"]) == pytest.approx(
             float(row["energy_j"]) - float(row["idle_power_w"]) * float(row["wall_s"]), rel=1e-4, abs=1e-4)

@@ -1,0 +1,110 @@
+"""Image generation backend: diffusers text-to-image pipelines. fp16 on CUDA, fp32 on CPU; the device is
+synchronized before the window closes. Denoising iterations per second are timed from the pipeline's own step
+callbacks (it/s as the Stable Diffusion tools report it); seconds per image cover the whole call (text encoding,
+denoising, VAE decode)."""
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+
+from .. import synthetic
+from ..config import Workload
+from ..errors import BackendError, ModelNotFound
+
+PROMPT = "a product photo of a small home server on a wooden desk, soft morning light, detailed"
+
+
+class DiffusersBackend:
+    name = "diffusers"
+
+    def __init__(self, workload: Workload, model_path: Path):
+        self.workload, self.path = workload, Path(model_path)
+        self.weights = "pretrained"
+
+    def load(self) -> None:
+        import torch
+
+        p = self.workload.params
+        torch.set_num_threads(self.workload.threads)
+        self.torch = torch
+        cuda = torch.cuda.is_available()
+        self.device = p["device"] if p["device"] != "auto" else ("cuda" if cuda else "cpu")
+        if self.device == "cuda" and not cuda:
+            raise BackendError("device = \"cuda\" but torch sees no CUDA GPU")
+        self.dtype = torch.float16 if self.device == "cuda" else torch.float32
+        index = self.path / "model_index.json"
+        if not self.path.is_dir() or not index.exists():
+            raise ModelNotFound(f"{self.path}: not a diffusers pipeline folder (no model_index.json)")
+        self.weights = "synthetic" if (self.path / "SYNTHETIC").exists() else "pretrained"
+        has_weights = any(self.path.glob("unet/*.safetensors")) or any(self.path.glob("unet/*.bin"))
+        try:
+            if self.weights == "synthetic" and not has_weights:
+                self.pipe = synthetic.build_from_configs(self.path, dtype=self.dtype)
+            else:
+                from diffusers import DiffusionPipeline
+
+                self.pipe = DiffusionPipeline.from_pretrained(str(self.path), torch_dtype=self.dtype)
+        except (OSError, ValueError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise BackendError(f"{self.path}: diffusers could not load the pipeline ({e})") from e
+        self.pipe = self.pipe.to(self.device)
+        self.pipe.set_progress_bar_config(disable=True)
+        if hasattr(self.pipe, "safety_checker"):
+            self.pipe.safety_checker = None
+        self.vae_scale = getattr(self.pipe, "vae_scale_factor", 8)
+        unet = getattr(self.pipe, "unet", None) or getattr(self.pipe, "transformer", None)
+        sample = getattr(getattr(unet, "config", None), "sample_size", 64) or 64
+        self.width = p["width"] or sample * self.vae_scale
+        self.height = p["height"] or sample * self.vae_scale
+        if self.width % 8 or self.height % 8:
+            raise BackendError(f"width and height must be multiples of 8, got {self.width}x{self.height}")
+        self.params = sum(x.numel() for x in unet.parameters()) if unet is not None else 0
+
+    def unload(self) -> None:
+        self.pipe = None
+        if getattr(self, "device", "") == "cuda":
+            self.torch.cuda.empty_cache()
+
+    def settings(self) -> dict:
+        return {"threads": self.workload.threads, "device": self.device, "compute_type": str(self.dtype).split(".")[-1],
+                "backend_build": f"torch {self.torch.__version__}; {type(self.pipe).__name__}; "
+                                 f"denoiser {self.params / 1e6:.0f}M params"}
+
+    def prepare(self, test: str) -> None:
+        if self.device == "cuda":
+            self.torch.cuda.reset_peak_memory_stats()
+
+    def run(self, test: str) -> dict:
+        p = self.workload.params
+        steps, images = p["steps"], p["images"]
+        step_times: list[float] = []
+
+        def on_step(pipe, i, t, kwargs):
+            step_times.append(time.perf_counter())
+            return kwargs
+
+        gen = self.torch.Generator(device="cpu").manual_seed(p["seed"])
+        t0 = time.perf_counter()
+        with self.torch.inference_mode():
+            self.pipe(PROMPT, num_inference_steps=steps, guidance_scale=p["guidance_scale"], width=self.width,
+                      height=self.height, num_images_per_prompt=images, generator=gen, output_type="np",
+                      callback_on_step_end=on_step)
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()  # the window closes only after the device finished
+        wall = time.perf_counter() - t0
+        out = {"images": images, "steps": steps, "width": self.width, "height": self.height,
+               "s_per_image": wall / images, "weights": self.weights}
+        if len(step_times) >= 2:  # first callback marks the end of step 1; rate over the remaining steps
+            out["it_per_s"] = (len(step_times) - 1) / (step_times[-1] - step_times[0])
+        if self.device == "cuda":
+            out["peak_mem_gb"] = self.torch.cuda.max_memory_allocated() / 1e9
+            out["peak_mem_kind"] = "cuda_max_allocated"
+        else:
+            out["peak_mem_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+            out["peak_mem_kind"] = "process_peak_rss"
+        return out
+
+
+def create(workload: Workload, model_path: Path) -> DiffusersBackend:
+    return DiffusersBackend(workload, model_path)
