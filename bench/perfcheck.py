@@ -257,9 +257,67 @@ def asr_overhead(args) -> float:
     return ratio
 
 
+SERVER_SUITE = """
+[suite]
+name = "perf-server"
+[defaults]
+warmups = 1
+repetitions = {reps}
+threads = {threads}
+[energy]
+idle_s = 0
+[[workloads]]
+name = "in-process"
+kind = "llm"
+model = "bundled:smollm2"
+n_ctx = 2048
+tests = ["pp{pp}+tg{tg}"]
+[[workloads]]
+name = "server"
+kind = "endpoint"
+spawn = true
+model = "bundled:smollm2"
+n_ctx = 2048
+prompt_tokens = {pp}
+output_tokens = {tg}
+requests_per_step = 3
+tests = ["c1"]
+"""
+
+
+def server_overhead(args) -> float:
+    """tg tokens/s of the same request shape in-process (LLM backend) and through the spawned llama_cpp.server at
+    concurrency 1 (1 / time per output token), interleaved rounds: the server's overhead."""
+    from .meters import build_meter
+
+    pp, tg = 100, 128
+    samples: dict[str, list[float]] = {"in-process": [], "server": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rnd in range(args.rounds):
+            suite_path = Path(tmp) / f"s{rnd}.toml"
+            suite_path.write_text(SERVER_SUITE.format(reps=args.reps, threads=args.threads, pp=pp, tg=tg))
+            meter, _ = build_meter("auto")
+            try:
+                out = Runner(load_suite(suite_path), meter, Path(tmp) / "res", "perf-check", [], console=console,
+                             show_progress=False).run()
+            finally:
+                meter.close()
+            for r in read_rows(out.path):
+                samples[r["workload"]].append(float(r["tg_tokens_per_s"]))
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    ratio = med["server"] / med["in-process"]
+    table = Table(title=f"SmolLM2 tg tokens/s for {pp}+{tg}-token requests, {args.threads} threads, "
+                        f"{len(samples['server'])} repetitions each (median)")
+    for col in ("in-process LLM backend", "llama_cpp.server, concurrency 1", "server / in-process"):
+        table.add_column(col, justify="right")
+    table.add_row(f"{med['in-process']:.1f}", f"{med['server']:.1f}", f"{ratio:.3f}")
+    Console(width=140).print(table)
+    return ratio
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.perfcheck", description=__doc__.splitlines()[0])
-    ap.add_argument("what", nargs="?", choices=["all", "llm", "sampler", "asr"], default="all")
+    ap.add_argument("what", nargs="?", choices=["all", "llm", "sampler", "asr", "server"], default="all")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--reps", type=int, default=3, help="repetitions per tool per round")
     ap.add_argument("--threads", type=int, default=default_threads())
@@ -270,6 +328,8 @@ def main(argv=None) -> int:
         sampler_overhead(args)
     if args.what in ("all", "asr"):
         asr_overhead(args)
+    if args.what in ("all", "server"):
+        server_overhead(args)
     return 0
 
 

@@ -48,7 +48,7 @@ class LlamaCppServer:
                "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
                "--n_gpu_layers", str(self.n_gpu_layers), "--verbose", "false",
                # queue concurrent requests instead of cutting the running one off (the server's default)
-               "--interrupt_requests", "false"]
+               "--interrupt_requests", "false", "--flash_attn", "true"]
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      preexec_fn=_die_with_parent if sys.platform == "linux" else None)
