@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SUITE ?= suites/quick.toml
+# the suite for this box's GPU (NVML: rtx3090.toml for 24 GB, rtx4060ti.toml for 16 GB), else suites/quick.toml
+SUITE ?= $(shell $(BIN)/shadowbench pick-suite 2>/dev/null || echo suites/quick.toml)
 MACHINE ?=
 RESULTS ?= results
 

@@ -86,6 +86,57 @@ def cmd_env(args) -> int:
     return 0
 
 
+SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+
+
+def pick_suite(gpus: list[dict]) -> Path:
+    """The suite for this box: by the visible GPUs' memory (NVML), the CPU quick suite without a GPU."""
+    mem = sum(g["memory_total_gb"] for g in gpus)
+    if mem >= 22:  # 24 GB cards (RTX 3090, 4090)
+        return SUITES_DIR / "rtx3090.toml"
+    if mem >= 15:  # 16 GB cards (RTX 4060 Ti 16GB, 4080)
+        return SUITES_DIR / "rtx4060ti.toml"
+    return SUITES_DIR / "quick.toml"
+
+
+def cmd_pick_suite(args) -> int:
+    from .nvml import probe_gpus
+
+    gpus, why = probe_gpus()
+    path = pick_suite(gpus)
+    try:
+        print(path.relative_to(Path.cwd()))
+    except ValueError:
+        print(path)
+    print(f"picked for: {', '.join(g['name'] for g in gpus) or 'no GPU (' + why + ')'}", file=sys.stderr)
+    return 0
+
+
+def cmd_pin(args) -> int:
+    """Resolve each hub model's current commit and pin it (needs network)."""
+    import re
+
+    from huggingface_hub import HfApi
+
+    from .config import load_suite
+
+    suite = load_suite(args.suite, check_models=False)
+    text = Path(args.suite).read_text()
+    api = HfApi()
+    for w in suite.workloads:
+        ref = w.model
+        if ref.source != "hf" or ref.revision:
+            continue
+        sha = api.model_info(ref.name).sha
+        print(f"{w.name}: {ref.name} revision = {sha}")
+        text = re.sub(rf'hf_repo = "{re.escape(ref.name)}"(?![^}}]*revision)', f'hf_repo = "{ref.name}", revision = "{sha}"',
+                      text)
+    if args.write:
+        Path(args.suite).write_text(text)
+        print(f"wrote {args.suite}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shadowbench", description="Measure local inference: speed, latency, energy.")
     p.add_argument("--version", action="version", version=f"shadowbench {__version__}")
@@ -110,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("env", help="show machine, CPU, RAM, GPU and versions")
     e.add_argument("--machine", default=None)
     e.set_defaults(func=cmd_env)
+    ps = sub.add_parser("pick-suite", help="print the suite for this box's GPU (or the CPU quick suite)")
+    ps.set_defaults(func=cmd_pick_suite)
+
+    pn = sub.add_parser("pin", help="resolve the hub models' current commits (needs network) and pin them")
+    pn.add_argument("suite")
+    pn.add_argument("--write", action="store_true", help="write the revisions into the suite file")
+    pn.set_defaults(func=cmd_pin)
+
     pr = sub.add_parser("prices", help="list the dated API price catalog")
     pr.set_defaults(func=lambda a: __import__("analysis.commands", fromlist=["x"]).cmd_prices(a))
 

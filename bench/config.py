@@ -86,6 +86,19 @@ def _llm_test_ok(v) -> bool:
     return isinstance(v, str) and parse_llm_test(v) is not None
 
 
+def _arch_ok(v) -> bool:
+    return (isinstance(v, dict) and set(v) == {"n_layers", "n_kv_heads", "head_dim"}
+            and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v.values()))
+
+
+# keys every kind takes: what the fit check needs to know before a hub model downloads
+FIT_KEYS = {
+    "memory_gb": Key((float, int), "a number of GB > 0 the model needs where it runs", None, check=lambda v: v > 0),
+}
+ARCH = Key((dict,), "a table {n_layers, n_kv_heads, head_dim} of positive integers (for the KV-cache size)", None,
+           check=_arch_ok)
+
+
 # per kind: the backend module (imported only when a workload of that kind runs) and its own keys
 KINDS: dict[str, dict[str, Any]] = {
     "llm": {
@@ -100,6 +113,8 @@ KINDS: dict[str, dict[str, Any]] = {
             "n_ubatch": _int("an integer >= 1", 512, check=lambda v: v >= 1),
             "flash_attn": Key((bool,), "true or false", True),
             "seed": _int(default=0),
+            "arch": ARCH,
+            **FIT_KEYS,
         },
     },
     "asr": {
@@ -115,6 +130,7 @@ KINDS: dict[str, dict[str, Any]] = {
             "compute_type": _str('"auto" (float16 on CUDA, int8 on CPU) or a CTranslate2 compute type', "auto"),
             "beam_size": _int("an integer >= 1", 5, check=lambda v: v >= 1),
             "language": _str("a language code", "en"),
+            **FIT_KEYS,
         },
     },
     "image": {
@@ -130,6 +146,8 @@ KINDS: dict[str, dict[str, Any]] = {
             "guidance_scale": Key((float, int), "a number >= 0", 7.5, check=lambda v: v >= 0),
             "device": _str('"auto", "cpu" or "cuda"', "auto", check=lambda v: v in ("auto", "cpu", "cuda")),
             "seed": _int(default=0),
+            "variant": _str('a weights variant such as "fp16" ("" = the default files)', ""),
+            **FIT_KEYS,
         },
     },
     "endpoint": {
@@ -152,6 +170,8 @@ KINDS: dict[str, dict[str, Any]] = {
             "timeout_s": Key((float, int), "a number of seconds > 0", 120.0, check=lambda v: v > 0),
             "n_ctx": _int("an integer >= 64", 2048, check=lambda v: v >= 64),
             "n_gpu_layers": _int("an integer (-1 = all layers)", -1, check=lambda v: v >= -1),
+            "arch": ARCH,
+            **FIT_KEYS,
         },
     },
     "tts": {
@@ -163,6 +183,7 @@ KINDS: dict[str, dict[str, Any]] = {
             "roundtrip": Key((bool,), "true or false (transcribe the output and record the word error rate)", True),
             "roundtrip_model": _str('the Whisper model for the round trip ("bundled:NAME" or a path)',
                                     "bundled:whisper-tiny.en"),
+            **FIT_KEYS,
         },
     },
 }

@@ -28,6 +28,7 @@ class ModelRef:
     name: str  # bundled name, absolute path, or hf repo id
     file: str = ""  # hf file inside the repo
     revision: str = ""  # hf revision (commit, tag or branch)
+    include: tuple[str, ...] = ()  # hf: file patterns of a snapshot (e.g. only the fp16 weights)
 
     def label(self) -> str:
         if self.source == "remote":
@@ -42,10 +43,14 @@ class ModelRef:
 
 def parse_ref(value, suite_path: Path, key: str) -> ModelRef:
     if isinstance(value, dict):
-        allowed = {"hf_repo", "hf_file", "revision"}
+        allowed = {"hf_repo", "hf_file", "revision", "include"}
         for k in value:
             if k not in allowed:
-                raise ConfigError(suite_path, f"{key}.{k}", "one of hf_repo, hf_file, revision", "<an unknown key>")
+                raise ConfigError(suite_path, f"{key}.{k}", "one of hf_repo, hf_file, revision, include",
+                                  "<an unknown key>")
+        inc = value.get("include", [])
+        if not isinstance(inc, list) or not all(isinstance(x, str) for x in inc):
+            raise ConfigError(suite_path, f"{key}.include", "a list of file patterns", inc)
         for k in ("hf_repo", "hf_file") if "hf_file" in value else ("hf_repo",):
             if not isinstance(value.get(k), str) or not value[k]:
                 raise ConfigError(suite_path, f"{key}.{k}", "a non-empty string",
@@ -53,7 +58,7 @@ def parse_ref(value, suite_path: Path, key: str) -> ModelRef:
         rev = value.get("revision", "")
         if not isinstance(rev, str):
             raise ConfigError(suite_path, f"{key}.revision", "a string", rev)
-        return ModelRef("hf", value["hf_repo"], value.get("hf_file", ""), rev)
+        return ModelRef("hf", value["hf_repo"], value.get("hf_file", ""), rev, tuple(inc))
     if value.startswith("synthetic:"):
         name = value.split(":", 1)[1]
         if name not in ("tiny", "sd15"):
@@ -116,8 +121,12 @@ def resolve(ref: ModelRef) -> Path | None:
         raise ModelNotFound("huggingface_hub is not installed; run make setup") from e
     try:
         if not ref.file:  # a whole repository (a CTranslate2 Whisper model, a diffusers pipeline)
-            return Path(snapshot_download(ref.name, revision=ref.revision or None))
-        return Path(hf_hub_download(ref.name, ref.file, revision=ref.revision or None))
+            return Path(snapshot_download(ref.name, revision=ref.revision or None,
+                                          allow_patterns=list(ref.include) or None))
+        path = Path(hf_hub_download(ref.name, ref.file, revision=ref.revision or None))
+        if ref.file.endswith(".onnx"):  # a Piper voice: its config lies beside it
+            hf_hub_download(ref.name, ref.file + ".json", revision=ref.revision or None)
+        return path
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as e:
         raise ModelNotFound(f"{ref.label()}: could not fetch from the Hugging Face hub or its cache: {e}") from e
 

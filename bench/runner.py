@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import SCHEMA_VERSION, models, provenance
+from . import SCHEMA_VERSION, fetch, models, provenance
 from .backends import create as create_backend
 from .config import Suite, Workload
 from .errors import ShadowbenchError
@@ -37,6 +37,7 @@ class RunOutcome:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (workload/test, message)
     warnings: list[str] = field(default_factory=list)
     exit_status: int = 0  # the highest exit status of the failures (2: bad input; 1: a backend failed)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (workload, why): will not fit this box
 
 
 def cv(values: list[float]) -> float | None:
@@ -58,7 +59,7 @@ def _window_columns(w) -> dict:
 class Runner:
     def __init__(self, suite: Suite, meter: Meter, results_dir: Path, machine: str, gpus: list[dict],
                  console: Console | None = None, show_progress: bool = True, idle_s: float | None = None):
-        self.suite, self.meter, self.machine = suite, meter, machine
+        self.suite, self.meter, self.machine, self.gpus = suite, meter, machine, gpus
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.show_progress = show_progress
         now = datetime.now(timezone.utc)
@@ -107,6 +108,19 @@ class Runner:
         steps = len(w.tests) * (w.warmups + w.repetitions)
         progress.update(task, description=f"{w.name}: loading")
         try:
+            if w.model.source == "hf":  # before anything downloads or loads: disk and memory
+                n = fetch.need(w.kind, w.model, dict(w.params))
+                why = fetch.fit_reason(w.kind, n, dict(w.params), self.gpus, float(provenance.ram_gb()))
+                if why:
+                    outcome.skipped.append((w.name, why))
+                    self.console.print(f"[yellow]skipped[/yellow] workload {w.name}: {w.model.label()} will not fit: "
+                                       f"{why}")
+                    progress.advance(task, steps)
+                    return
+                fetch.check_disk(n)
+                if n.download_bytes:
+                    self.console.print(f"{w.name}: downloading {w.model.label()} ({n.download_bytes / 1e9:.2f} GB) "
+                                       "into the Hugging Face cache")
             model_path = models.resolve(w.model)
             sha = models.sha256(model_path) if model_path is not None else ""
             backend = create_backend(w, model_path)

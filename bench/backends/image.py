@@ -45,7 +45,8 @@ class DiffusersBackend:
             else:
                 from diffusers import DiffusionPipeline
 
-                self.pipe = DiffusionPipeline.from_pretrained(str(self.path), torch_dtype=self.dtype)
+                self.pipe = DiffusionPipeline.from_pretrained(str(self.path), torch_dtype=self.dtype,
+                                                              variant=p["variant"] or None)
         except (OSError, ValueError, json.JSONDecodeError, KeyError, TypeError) as e:
             raise BackendError(f"{self.path}: diffusers could not load the pipeline ({e})") from e
         self.pipe = self.pipe.to(self.device)

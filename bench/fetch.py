@@ -1,0 +1,135 @@
+"""Before a hub model downloads or loads: is there disk for it, and will it fit the card?
+
+Sizes come from the Hugging Face cache when the model is there (so ``HF_HUB_OFFLINE=1`` works), else from the
+hub's file metadata. A model larger than the memory it would run in is skipped with the sizes named; a download
+that would not fit on disk is refused before it starts. Downloads themselves go through huggingface_hub
+(``hf_hub_download``/``snapshot_download``): its standard cache, progress bars, resumable, ``HF_TOKEN`` and
+``HF_HUB_OFFLINE`` honored.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DeviceUnavailable, ModelNotFound
+from .models import ModelRef
+
+GB = 1e9
+RUNTIME_OVERHEAD_GB = 0.6  # CUDA context and compute buffers beside the weights and KV cache (assumption)
+
+
+@dataclass(frozen=True)
+class Need:
+    download_bytes: int  # what still has to come over the network (0 when cached)
+    model_bytes: int
+    memory_bytes: int  # what the model needs where it runs
+    detail: str
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def hub_cache_dir() -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def hub_size(ref: ModelRef) -> tuple[int, bool]:
+    """(bytes, already cached) of a hub file, or of a whole repository snapshot when the ref names no file."""
+    from huggingface_hub import HfApi, scan_cache_dir, try_to_load_from_cache
+    from huggingface_hub.errors import HfHubHTTPError
+
+    rev = ref.revision or None
+    if ref.file:
+        files = [ref.file] + ([ref.file + ".json"] if ref.file.endswith(".onnx") else [])
+        cached = [try_to_load_from_cache(ref.name, f, revision=rev) for f in files]
+        if all(isinstance(c, str) for c in cached):
+            return sum(os.path.getsize(c) for c in cached), True
+        if _offline():
+            raise ModelNotFound(f"{ref.label()}: not in the Hugging Face cache ({hub_cache_dir()}) and "
+                                "HF_HUB_OFFLINE is set")
+        try:
+            infos = HfApi().get_paths_info(ref.name, files, revision=rev)
+        except (HfHubHTTPError, OSError, ValueError) as e:
+            raise ModelNotFound(f"{ref.label()}: not found on the Hugging Face hub ({e})") from e
+        if len(infos) != len(files):
+            raise ModelNotFound(f"{ref.label()}: the repository has no file {ref.file}")
+        return sum(int(i.size or 0) for i in infos), False
+    try:
+        for repo in scan_cache_dir(hub_cache_dir()).repos:
+            if repo.repo_id == ref.name and repo.revisions:
+                files = [f for r in repo.revisions for f in r.files if _included(f.file_name, ref)]
+                if files:
+                    return sum(f.size_on_disk for f in files), True
+    except Exception:  # noqa: BLE001 - no cache yet
+        pass
+    if _offline():
+        raise ModelNotFound(f"{ref.label()}: not in the Hugging Face cache and HF_HUB_OFFLINE is set")
+    try:
+        info = HfApi().model_info(ref.name, revision=rev, files_metadata=True)
+    except (HfHubHTTPError, OSError, ValueError) as e:
+        raise ModelNotFound(f"{ref.label()}: not found on the Hugging Face hub ({e})") from e
+    return sum(int(s.size or 0) for s in info.siblings or [] if _included(s.rfilename, ref)), False
+
+
+def _included(name: str, ref: ModelRef) -> bool:
+    from fnmatch import fnmatch
+
+    return not ref.include or any(fnmatch(name, pat) or fnmatch(Path(name).name, pat) for pat in ref.include)
+
+
+def kv_cache_bytes(n_ctx: int, arch: dict) -> int:
+    """f16 K and V for every layer: 2 × layers × context × KV heads × head size × 2 bytes."""
+    if not arch:
+        return 0
+    return 2 * arch["n_layers"] * n_ctx * arch["n_kv_heads"] * arch["head_dim"] * 2
+
+
+def need(kind: str, ref: ModelRef, params: dict) -> Need:
+    size, cached = hub_size(ref)
+    declared = params.get("memory_gb") or 0
+    if kind in ("llm", "endpoint"):
+        kv = kv_cache_bytes(params.get("n_ctx", 2048), params.get("arch") or {})
+        mem = int(size + kv + RUNTIME_OVERHEAD_GB * GB)
+        detail = (f"model {size / GB:.2f} GB + KV cache {kv / GB:.2f} GB for n_ctx {params.get('n_ctx')} "
+                  f"+ {RUNTIME_OVERHEAD_GB} GB runtime")
+    else:
+        mem = int(declared * GB) if declared else int(size * 1.2)
+        detail = (f"declared {declared:g} GB (memory_gb)" if declared else f"files {size / GB:.2f} GB × 1.2")
+    if declared and kind in ("llm", "endpoint"):
+        mem, detail = int(declared * GB), f"declared {declared:g} GB (memory_gb)"
+    return Need(download_bytes=0 if cached else size, model_bytes=size, memory_bytes=mem, detail=detail)
+
+
+def check_disk(n: Need, where: Path | None = None) -> None:
+    """Refuse a download that would not fit on disk, before it starts."""
+    if n.download_bytes == 0:
+        return
+    where = Path(where or hub_cache_dir())
+    probe = where
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    margin = 1 * GB
+    if free < n.download_bytes + margin:
+        raise DeviceUnavailable(f"not enough disk for the download: needs {n.download_bytes / GB:.2f} GB "
+                                f"(+{margin / GB:.0f} GB margin) in {where}, {free / GB:.2f} GB free")
+
+
+def fit_reason(kind: str, n: Need, params: dict, gpus: list[dict], ram_gb: float) -> str | None:
+    """Why the model will not fit where it would run, or None."""
+    on_gpu = bool(gpus) and (params.get("n_gpu_layers", -1) != 0) and params.get("device", "auto") != "cpu"
+    if on_gpu:
+        have = sum(g["memory_total_gb"] for g in gpus) * GB
+        where = f"the GPU{'s' if len(gpus) > 1 else ''} ({', '.join(g['name'] for g in gpus)}) " \
+                f"{have / GB:.1f} GB"
+    else:
+        have = ram_gb * 2**30
+        where = f"RAM {have / GB:.1f} GB"
+    if n.memory_bytes > have:
+        return f"needs {n.memory_bytes / GB:.2f} GB ({n.detail}); {where}"
+    return None
