@@ -25,6 +25,12 @@ class DiffusersBackend:
 
     def load(self) -> None:
         import torch
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        for lib in (diffusers_logging, transformers_logging):  # the run has its own progress display
+            lib.disable_progress_bar()
+            lib.set_verbosity_error()
 
         p = self.workload.params
         torch.set_num_threads(self.workload.threads)
@@ -44,9 +50,12 @@ class DiffusersBackend:
                 self.pipe = synthetic.build_from_configs(self.path, dtype=self.dtype)
             else:
                 from diffusers import DiffusionPipeline
+                from diffusers.utils import deprecation_utils
 
-                self.pipe = DiffusionPipeline.from_pretrained(str(self.path), torch_dtype=self.dtype,
-                                                              variant=p["variant"] or None)
+                # newer diffusers take `dtype` and deprecate `torch_dtype`
+                dtype_kw = "dtype" if hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE") else "torch_dtype"
+                self.pipe = DiffusionPipeline.from_pretrained(str(self.path), variant=p["variant"] or None,
+                                                              **{dtype_kw: self.dtype})
         except (OSError, ValueError, json.JSONDecodeError, KeyError, TypeError) as e:
             raise BackendError(f"{self.path}: diffusers could not load the pipeline ({e})") from e
         self.pipe = self.pipe.to(self.device)
