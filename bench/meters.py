@@ -11,7 +11,6 @@ and for integration, and reads each part's energy counter at the window edges.
 from __future__ import annotations
 
 import csv
-import os
 import re
 import threading
 import time
@@ -181,6 +180,8 @@ class EstimatePart:
         self.proc = psutil.Process()
         self.w = w_per_thread
         self.basis = basis
+        self._children: list = []
+        self._children_at = -1e9
 
     def cpu_seconds(self) -> float:
         """This process, its finished children, and its live child processes (a server the harness started)."""
@@ -188,7 +189,11 @@ class EstimatePart:
 
         t = self.proc.cpu_times()
         total = t.user + t.system + t.children_user + t.children_system
-        for child in self.proc.children(recursive=True):
+        now = time.monotonic()
+        if now - self._children_at > 2.0:  # scanning the process table is costly: at most every 2 s
+            self._children = self.proc.children(recursive=True)
+            self._children_at = now
+        for child in self._children:
             try:
                 c = child.cpu_times()
                 total += c.user + c.system

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from . import buildflags, models
 from .config import default_threads, load_suite
-from .meters import NullMeter
+from .meters import NullMeter, build_meter
 from .results import read_rows
 from .runner import Runner
 
@@ -139,14 +139,30 @@ tests = ["pp512", "tg128"]
 """
 
 
+def harness_rows(folder: Path, suite_text: str, metered: bool = True) -> list[dict]:
+    """Run the harness on a suite written into ``folder`` (with this box's meter, or none) and return its rows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    suite_path = folder / "perf.toml"
+    suite_path.write_text(suite_text)
+    meter = build_meter("auto")[0] if metered else NullMeter()
+    try:
+        out = Runner(load_suite(suite_path), meter, folder / "results", "perf-check", [], console=console,
+                     show_progress=False).run()
+    finally:
+        meter.close()
+    return read_rows(out.path)
+
+
+def print_ratio_table(title: str, columns: tuple[str, ...], cells: list[str]) -> None:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="right")
+    table.add_row(*cells)
+    Console(width=140).print(table)
+
+
 def run_harness(tmp: Path, threads: int, reps: int) -> dict[str, list[float]]:
-    tmp.mkdir(parents=True, exist_ok=True)
-    suite_path = tmp / "perf.toml"
-    suite_path.write_text(SUITE.format(reps=reps, threads=threads))
-    runner = Runner(load_suite(suite_path), NullMeter(), tmp / "results", "perf-check", [], console=console,
-                    show_progress=False)
-    outcome = runner.run()
-    rows = read_rows(outcome.path)
+    rows = harness_rows(tmp, SUITE.format(reps=reps, threads=threads), metered=False)
     return {"pp512": [float(r["pp_tokens_per_s"]) for r in rows if r["test"] == "pp512"],
             "tg128": [float(r["tg_tokens_per_s"]) for r in rows if r["test"] == "tg128"]}
 
@@ -155,8 +171,6 @@ def sampler_overhead(args) -> float:
     """tg128 of the LLM backend with this box's meter sampling at 10 Hz against the same meter without its sampler
     thread, interleaved rounds in one process. Target: ratio >= 0.99."""
     from .backends.llm import LlamaCppBackend
-    from .meters import build_meter
-
     with tempfile.TemporaryDirectory() as tmp:
         suite_path = Path(tmp) / "perf.toml"
         suite_path.write_text(SUITE.format(reps=1, threads=args.threads))
@@ -168,7 +182,8 @@ def sampler_overhead(args) -> float:
     samples: dict[str, list[float]] = {"sampler 10 Hz": [], "no sampler": []}
     names = {}
     for rnd in range(args.rounds * 2):
-        for label, hz in (("sampler 10 Hz", 10.0), ("no sampler", 0.0)):
+        order = (("sampler 10 Hz", 10.0), ("no sampler", 0.0))
+        for label, hz in (order if rnd % 2 == 0 else order[::-1]):  # ABBA: drift cancels
             meter, _ = build_meter("auto", sample_hz=hz)
             names[label] = meter.name
             meter.start()
@@ -182,13 +197,11 @@ def sampler_overhead(args) -> float:
     backend.unload()
     med = {k: statistics.median(v) for k, v in samples.items()}
     ratio = med["sampler 10 Hz"] / med["no sampler"]
-    table = Table(title=f"sampler overhead: tg128 tokens/s, meter {names['no sampler']}, "
-                        f"{len(samples['no sampler'])} repetitions each (median)")
-    for col in ("sampler 10 Hz", "no sampler", "ratio"):
-        table.add_column(col, justify="right")
-    table.add_row(f"{med['sampler 10 Hz']:.1f}", f"{med['no sampler']:.1f}",
-                  f"{ratio:.3f}" + ("" if ratio >= 0.99 else " (below 0.99)"))
-    Console(width=120).print(table)
+    print_ratio_table(f"sampler overhead: tg128 tokens/s, meter {names['no sampler']}, "
+                      f"{len(samples['no sampler'])} repetitions each (median)",
+                      ("sampler 10 Hz", "no sampler", "ratio"),
+                      [f"{med['sampler 10 Hz']:.1f}", f"{med['no sampler']:.1f}",
+                       f"{ratio:.3f}" + ("" if ratio >= 0.99 else " (below 0.99)")])
     return ratio
 
 
@@ -216,7 +229,6 @@ def asr_overhead(args) -> float:
 
     from . import speech
     from .backends.asr import transcribe, whisper_model
-    from .meters import build_meter
 
     voice_path = models.resolve(models.ModelRef("bundled", "piper-joe-medium"))
     voice = speech.piper_voice(voice_path)
@@ -237,23 +249,16 @@ def asr_overhead(args) -> float:
                 t = time.perf_counter()
                 transcribe(bare_model, audio, 5, "en")
                 samples["bare"].append((time.perf_counter() - t) / clip.audio_s)
-            suite_path = Path(tmp) / f"asr{rnd}.toml"
-            suite_path.write_text(ASR_SUITE.format(reps=args.reps, threads=args.threads, folder=folder))
-            meter, _ = build_meter("auto")
-            try:
-                out = Runner(load_suite(suite_path), meter, Path(tmp) / "res", "perf-check", [], console=console,
-                             show_progress=False).run()
-            finally:
-                meter.close()
-            samples["harness"] += [float(r["rtf"]) for r in read_rows(out.path)]
+            rows = harness_rows(Path(tmp) / f"r{rnd}",
+                                ASR_SUITE.format(reps=args.reps, threads=args.threads, folder=folder))
+            samples["harness"] += [float(r["rtf"]) for r in rows]
     med = {k: statistics.median(v) for k, v in samples.items()}
     ratio = med["bare"] / med["harness"]
-    table = Table(title=f"faster-whisper tiny.en int8, {args.threads} threads, clip {clip.name} "
-                        f"({clip.audio_s:.1f} s), {len(samples['bare'])} runs each (median RTF, lower is faster)")
-    for col in ("bare call RTF", "harness RTF", "speed ratio harness/bare"):
-        table.add_column(col, justify="right")
-    table.add_row(f"{med['bare']:.4f}", f"{med['harness']:.4f}", f"{ratio:.3f}" + ("" if ratio >= 0.98 else " (below 0.98)"))
-    Console(width=140).print(table)
+    print_ratio_table(f"faster-whisper tiny.en int8, {args.threads} threads, clip {clip.name} ({clip.audio_s:.1f} s), "
+                      f"{len(samples['bare'])} runs each (median RTF, lower is faster)",
+                      ("bare call RTF", "harness RTF", "speed ratio harness/bare"),
+                      [f"{med['bare']:.4f}", f"{med['harness']:.4f}",
+                       f"{ratio:.3f}" + ("" if ratio >= 0.98 else " (below 0.98)")])
     return ratio
 
 
@@ -288,30 +293,21 @@ tests = ["c1"]
 def server_overhead(args) -> float:
     """tg tokens/s of the same request shape in-process (LLM backend) and through the spawned llama_cpp.server at
     concurrency 1 (1 / time per output token), interleaved rounds: the server's overhead."""
-    from .meters import build_meter
 
     pp, tg = 100, 128
     samples: dict[str, list[float]] = {"in-process": [], "server": []}
     with tempfile.TemporaryDirectory() as tmp:
         for rnd in range(args.rounds):
-            suite_path = Path(tmp) / f"s{rnd}.toml"
-            suite_path.write_text(SERVER_SUITE.format(reps=args.reps, threads=args.threads, pp=pp, tg=tg))
-            meter, _ = build_meter("auto")
-            try:
-                out = Runner(load_suite(suite_path), meter, Path(tmp) / "res", "perf-check", [], console=console,
-                             show_progress=False).run()
-            finally:
-                meter.close()
-            for r in read_rows(out.path):
+            rows = harness_rows(Path(tmp) / f"r{rnd}",
+                                SERVER_SUITE.format(reps=args.reps, threads=args.threads, pp=pp, tg=tg))
+            for r in rows:
                 samples[r["workload"]].append(float(r["tg_tokens_per_s"]))
     med = {k: statistics.median(v) for k, v in samples.items()}
     ratio = med["server"] / med["in-process"]
-    table = Table(title=f"SmolLM2 tg tokens/s for {pp}+{tg}-token requests, {args.threads} threads, "
-                        f"{len(samples['server'])} repetitions each (median)")
-    for col in ("in-process LLM backend", "llama_cpp.server, concurrency 1", "server / in-process"):
-        table.add_column(col, justify="right")
-    table.add_row(f"{med['in-process']:.1f}", f"{med['server']:.1f}", f"{ratio:.3f}")
-    Console(width=140).print(table)
+    print_ratio_table(f"SmolLM2 tg tokens/s for {pp}+{tg}-token requests, {args.threads} threads, "
+                      f"{len(samples['server'])} repetitions each (median)",
+                      ("in-process LLM backend", "llama_cpp.server, concurrency 1", "server / in-process"),
+                      [f"{med['in-process']:.1f}", f"{med['server']:.1f}", f"{ratio:.3f}"])
     return ratio
 
 

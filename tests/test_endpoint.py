@@ -56,13 +56,15 @@ def test_spawned_server_concurrency_sweep(write_suite, tmp_path):
     assert [r["concurrency"] for r in rows] == ["1", "2", "4"]
     for r in rows:
         assert (r["requests"], r["completed"], r["failed"]) == ("4", "4", "0")
-        assert r["output_tokens"] == "48"  # 4 requests x 12 tokens, counted by the model's tokenizer
+        # 4 requests x 12 tokens, counted by re-tokenizing the streamed text with the model's tokenizer (the server
+        # reports no usage when streaming); a re-tokenization can merge a few tokens, never count chunks
+        assert abs(int(r["output_tokens"]) - 48) <= 4
         assert r["token_count_source"] == "tokenizer"
         assert float(r["agg_tokens_per_s"]) > 0 and float(r["tpot_s"]) > 0
         for q in ("ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "itl_p50_s", "itl_p95_s", "itl_p99_s"):
             assert float(r[q]) > 0, q
         assert float(r["ttft_p50_s"]) <= float(r["ttft_p95_s"]) <= float(r["ttft_p99_s"])
-        assert float(r["j_per_output_token"]) == pytest.approx(float(r["energy_j"]) / 48)
+        assert float(r["j_per_output_token"]) == pytest.approx(float(r["energy_j"]) / int(r["output_tokens"]))
         assert r["backend_build"].startswith("spawned llama_cpp.server http://127.0.0.1:")
     # a serial server: queueing shows as time to first token growing with concurrency
     assert float(rows[2]["ttft_p95_s"]) > float(rows[0]["ttft_p95_s"])
