@@ -4,7 +4,7 @@ months = hardware ÷ (API per month − local running cost per month), and "neve
 Token prices are weighted by the actual input and output tokens."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 

@@ -36,8 +36,8 @@ def _stat(s: pd.Series) -> tuple[float, float, float, float | None]:
     return s.median(), s.min(), s.max(), cvv
 
 
-def _group_label(machine, workload, test) -> str:
-    return f"{machine}\n{workload}\n{test}"
+def _group_label(machine, workload, test, one_machine: bool = False) -> str:
+    return f"{workload}\n{test}" if one_machine else f"{machine}\n{workload}\n{test}"
 
 
 def measured_section(df: pd.DataFrame, figdir: Path) -> tuple[str, list[str]]:
@@ -83,10 +83,12 @@ def measured_section(df: pd.DataFrame, figdir: Path) -> tuple[str, list[str]]:
             lo = [m - g[col].min() for m, (_, g) in zip(meds, groups)]
             hi = [g[col].max() - m for m, (_, g) in zip(meds, groups)]
             ax.bar(range(len(groups)), meds, yerr=[lo, hi], capsize=4, color="#4C72B0")
-            ax.set_xticks(range(len(groups)), [_group_label(*k) for k, _ in groups], fontsize=7)
+            one = llm["machine"].nunique() == 1
+            ax.set_xticks(range(len(groups)), [_group_label(*k, one) for k, _ in groups], fontsize=7)
             ax.set_ylabel(label)
             ax.set_title(f"{label}: median, bars min–max")
-        fig.suptitle("LLM throughput per box, workload and test")
+        fig.suptitle("LLM throughput per box, workload and test"
+                     + (f" ({llm['machine'].iloc[0]})" if llm["machine"].nunique() == 1 else ""))
         fig.tight_layout()
         fig.savefig(figdir / "throughput.png", dpi=110)
         plt.close(fig)
@@ -98,7 +100,7 @@ def measured_section(df: pd.DataFrame, figdir: Path) -> tuple[str, list[str]]:
     with_e = df[df["energy_j"].notna()]
     if not with_e.empty:
         groups = list(with_e.groupby(["machine", "workload", "test"], sort=False))
-        fig, ax = plt.subplots(figsize=(8, 4))
+        fig, ax = plt.subplots(figsize=(9, 5))
         for i, (k, g) in enumerate(groups):
             est = bool(g["estimated"].any())
             ax.bar(i, g["energy_j"].median(), color="#DD8452" if est else "#55A868", hatch="//" if est else None,
@@ -106,9 +108,13 @@ def measured_section(df: pd.DataFrame, figdir: Path) -> tuple[str, list[str]]:
         handles, labels = ax.get_legend_handles_labels()
         uniq = dict(zip(labels, handles))
         ax.legend(uniq.values(), uniq.keys())
-        ax.set_xticks(range(len(groups)), [_group_label(*k) for k, _ in groups], fontsize=7)
-        ax.set_ylabel("J per repetition (median, gross)")
-        ax.set_title("Energy per task" + (" — ESTIMATED from CPU time" if with_e["estimated"].all() else ""))
+        one = with_e["machine"].nunique() == 1
+        ax.set_xticks(range(len(groups)), [_group_label(*k, one) for k, _ in groups], fontsize=7, rotation=25,
+                      ha="right")
+        ax.set_yscale("log")
+        ax.set_ylabel("J per repetition (median, gross, log)")
+        ax.set_title("Energy per task" + (" — ESTIMATED from CPU time" if with_e["estimated"].all() else "")
+                     + (f"\n{with_e['machine'].iloc[0]}" if one else ""))
         fig.tight_layout()
         fig.savefig(figdir / "energy.png", dpi=110)
         plt.close(fig)
