@@ -205,15 +205,19 @@ def sampler_overhead(args) -> float:
     return ratio
 
 
-ASR_SUITE = """
+# the head of every perf-check suite: one warm-up, no idle baseline
+PERF_HEAD = """
 [suite]
-name = "perf-asr"
+name = "{name}"
 [defaults]
 warmups = 1
 repetitions = {reps}
 threads = {threads}
 [energy]
 idle_s = 0
+"""
+
+ASR_SUITE = PERF_HEAD.replace("{name}", "perf-asr") + """
 [[workloads]]
 name = "whisper-tiny.en"
 kind = "asr"
@@ -262,15 +266,7 @@ def asr_overhead(args) -> float:
     return ratio
 
 
-SERVER_SUITE = """
-[suite]
-name = "perf-server"
-[defaults]
-warmups = 1
-repetitions = {reps}
-threads = {threads}
-[energy]
-idle_s = 0
+SERVER_SUITE = PERF_HEAD.replace("{name}", "perf-server") + """
 [[workloads]]
 name = "in-process"
 kind = "llm"
