@@ -46,22 +46,24 @@ def cmd_prices(args) -> int:
     return 0
 
 
-def _measured_llm_unit(results_dir: Path, build_id: str, machine: str | None, workload: str | None,
-                       prompt: int, output: int):
+def _measured_unit(results_dir: Path, build_id: str, machine: str | None, workload: str | None, kind: str,
+                   prompt: int, output: int):
+    """The local unit of work from the committed rows of the build's machines (or --machine): one workload, the
+    named one or else the one with the most rows."""
     df, problems = rows.load(results_dir)
     if df.empty:
         return None, problems
-    machines = [m for m, b in catalog.machine_builds().items() if b == build_id]
-    if machine:
-        machines = [machine]
-    sub = df[df["machine"].isin(machines) & (df["kind"] == "llm")]
+    row_kind = "llm" if kind == "llm" else cost.ROW_KIND[kind]
+    machines = [machine] if machine else [m for m, b in catalog.machine_builds().items() if b == build_id]
+    sub = df[df["machine"].isin(machines) & (df["kind"] == row_kind)]
     if workload:
         sub = sub[sub["workload"] == workload]
     if sub.empty:
         return None, problems
-    # one workload: the named one, else the one with the most rows
-    wl = workload or sub["workload"].value_counts().index[0]
-    return cost.llm_unit_from_rows(sub[sub["workload"] == wl], prompt, output), problems
+    g = sub[sub["workload"] == (workload or sub["workload"].value_counts().index[0])]
+    if kind == "llm":
+        return cost.llm_unit_from_rows(g, prompt, output), problems
+    return cost.unit_from_rows(g, row_kind), problems
 
 
 def cmd_cost(args) -> int:
@@ -70,7 +72,8 @@ def cmd_cost(args) -> int:
     kwh = args.usd_per_kwh if args.usd_per_kwh is not None else catalog.tariff_usd_per_kwh()
     hours = args.hours_per_day
     n = args.requests_per_day
-    print(f"question: {n:g} {'requests' if args.kind == 'llm' else 'units'}/day of {args.kind} on {b.label} "
+    units = {"llm": "requests", "stt": "audio minutes", "tts": "characters", "image": "images"}[args.kind]
+    print(f"question: {n:g} {units}/day of {args.kind} on {b.label} "
           f"vs API {args.api}; months of {days:g} days; electricity ${kwh:g}/kWh")
     if args.kind == "llm":
         price = catalog.llm_price(args.api)
@@ -88,12 +91,13 @@ def cmd_cost(args) -> int:
     mode = args.local_power
     unit = None
     problems: list[str] = []
-    if mode in ("auto", "measured") and args.kind == "llm":
-        unit, problems = _measured_llm_unit(Path(args.results_dir), b.id, args.machine, args.workload,
-                                            args.prompt_tokens, args.output_tokens)
+    if mode in ("auto", "measured"):
+        unit, problems = _measured_unit(Path(args.results_dir), b.id, args.machine, args.workload, args.kind,
+                                        args.prompt_tokens, args.output_tokens)
         if unit is None and mode == "measured":
             raise ConfigError(args.results_dir, "--local-power measured",
-                              f"result rows of kind llm for build {b.id} (see [machines] in builds.toml) or --machine",
+                              f"result rows of kind {args.kind} for build {b.id} (see [machines] in builds.toml) or "
+                              "--machine",
                               "<no such rows>")
     for p in problems:
         print(f"warning: skipped a results file: {p}")
@@ -109,14 +113,15 @@ def cmd_cost(args) -> int:
     else:
         local = cost.local_monthly(unit, n, b, kwh, days, hours)
         label = " (ESTIMATED energy)" if unit.estimated else ""
-        print(f"local: {unit.seconds:.3f} s busy per request; "
-              + (f"{unit.device_energy_j:.1f} J at the device{label}; " if unit.device_energy_j is not None else "")
-              + f"{cost.wall_energy_j(unit, b):.1f} J at the wall")
+        what = "request" if args.kind == "llm" else price.unit
+        print(f"local: {unit.seconds:.4g} s busy per {what}; "
+              + (f"{unit.device_energy_j:.4g} J at the device{label}; " if unit.device_energy_j is not None else "")
+              + f"{cost.wall_energy_j(unit, b):.4g} J at the wall")
         print(f"local running cost: ${local.total_usd:,.2f}/month = energy ${local.energy_usd:,.2f} + idle "
               f"${local.idle_usd:,.2f} ({local.busy_hours_per_day:.2f} busy of {hours or b.hours_per_day:g} h/day on)"
               + (f"; {local.note}" if local.note else ""))
         if local.capacity_per_day is not None:
-            print(f"capacity: {local.capacity_per_day:,.0f} requests/day in {hours or b.hours_per_day:g} h"
+            print(f"capacity: {local.capacity_per_day:,.0f} {what}s/day in {hours or b.hours_per_day:g} h"
                   + ("  (OVER CAPACITY at this volume)" if local.over_capacity else ""))
         print(f"rows used: {unit.rows}")
     be = cost.breakeven_months(b.hardware_usd, api_month, local.total_usd)
@@ -127,5 +132,6 @@ def cmd_cost(args) -> int:
               f"(hardware ÷ (API ${api_month:,.2f} − local ${local.total_usd:,.2f} per month))")
         am = cost.amortization_per_task(b, n)
         if am is not None:
-            print(f"amortization: ${am:.6f} per request over {b.lifetime_years:g} years at this volume")
+            print(f"amortization: ${am:.6g} per {'request' if args.kind == 'llm' else price.unit} over "
+                  f"{b.lifetime_years:g} years at this volume")
     return 0

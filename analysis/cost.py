@@ -151,3 +151,24 @@ def llm_unit_from_anchor(b: Build, output_tokens: int) -> LocalUnit:
     return LocalUnit(seconds=output_tokens / a["tg_tokens_per_s"], device_energy_j=None, basis="anchor",
                      rows=f"builds.toml {b.id}: {a['model']} at {a['tg_tokens_per_s']} tokens/s ({a['source']}), "
                           f"{b.busy_wall_w:g} W at the wall while busy")
+
+
+# how many catalog price units (audio minutes, characters, images) one repetition of a row did, per row kind
+UNITS_PER_ROW = {"asr": lambda r: r["audio_s"] / 60, "tts": lambda r: r["chars"], "image": lambda r: r["images"]}
+ROW_KIND = {"stt": "asr", "tts": "tts", "image": "image"}  # price catalog kind -> result row kind
+
+
+def unit_from_rows(df: pd.DataFrame, row_kind: str) -> LocalUnit:
+    """Busy seconds and device energy per price unit (audio minute, character, image) from the rows of one machine
+    and workload of that kind: medians over repetitions."""
+    from .rows import provenance
+
+    g = df[df["kind"] == row_kind]
+    if g.empty:
+        raise LookupError(f"no {row_kind} rows")
+    units = g.apply(UNITS_PER_ROW[row_kind], axis=1)
+    energy = (g["energy_j"] / units).median() if g["energy_j"].notna().any() else None
+    return LocalUnit(seconds=float((g["wall_s"] / units).median()),
+                     device_energy_j=None if energy is None else float(energy), basis="measured",
+                     energy_source=";".join(sorted(set(g["energy_source"]))), estimated=bool(g["estimated"].any()),
+                     rows=provenance(g))

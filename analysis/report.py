@@ -173,13 +173,11 @@ def cost_per_request_section(df: pd.DataFrame, figdir: Path) -> str:
     return "\n".join(out)
 
 
-UNIT_KINDS = {  # kind -> (price catalog kind, unit label, units per repetition from a row, API ids to compare)
-    "asr": ("stt", "audio minute", lambda r: r["audio_s"] / 60,
-            ["whisper-1", "gpt-4o-mini-transcribe", "deepgram-nova-3", "assemblyai-universal"]),
-    "tts": ("tts", "1M characters", lambda r: r["chars"] / 1e6,
-            ["tts-1", "tts-1-hd", "google-tts-standard", "elevenlabs-multilingual-v2"]),
-    "image": ("image", "image", lambda r: r["images"],
-              ["dall-e-2", "dall-e-3", "gpt-image-1-medium", "replicate-flux-schnell"]),
+UNIT_KINDS = {  # row kind -> (price catalog kind, unit label, catalog units per label unit, API ids to compare)
+    "asr": ("stt", "audio minute", 1, ["whisper-1", "gpt-4o-mini-transcribe", "deepgram-nova-3",
+                                        "assemblyai-universal"]),
+    "tts": ("tts", "1M characters", 1e6, ["tts-1", "tts-1-hd", "google-tts-standard", "elevenlabs-multilingual-v2"]),
+    "image": ("image", "image", 1, ["dall-e-2", "dall-e-3", "gpt-image-1-medium", "replicate-flux-schnell"]),
 }
 
 
@@ -191,14 +189,13 @@ def unit_cost_section(df: pd.DataFrame) -> str:
            f"Local: energy per unit from the rows at ${kwh:g}/kWh through the PSU plus the rest of the platform while "
            "busy (running cost only); API: list prices from `analysis/data/prices.toml`.", ""]
     body = []
-    for kind, (pkind, unit, units_of, api_ids) in UNIT_KINDS.items():
+    for kind, (pkind, unit, scale, api_ids) in UNIT_KINDS.items():
         sub = df[(df["kind"] == kind) & df["energy_j"].notna()] if not df.empty else df
         for (m, w), g in (sub.groupby(["machine", "workload"]) if not sub.empty else []):
-            per_rep_units = g.apply(units_of, axis=1)
-            j_per_unit = (g["energy_j"] / per_rep_units).median()
-            s_per_unit = (g["wall_s"] / per_rep_units).median()
+            u = cost.unit_from_rows(g, kind)
+            j_per_unit, s_per_unit = u.device_energy_j * scale, u.seconds * scale
             b = catalog.build(mb[m]) if m in mb else None
-            wall_j = j_per_unit / b.psu_efficiency + b.platform_busy_w * s_per_unit if b else j_per_unit
+            wall_j = cost.wall_energy_j(u, b) * scale if b else j_per_unit
             label = []
             if g["estimated"].any():
                 label.append("ESTIMATED energy")
@@ -209,7 +206,7 @@ def unit_cost_section(df: pd.DataFrame) -> str:
                          rows.provenance(g)])
         for pid in api_ids:
             p = catalog.unit_price(pkind, pid)
-            per = p.usd_per_unit * (1e6 if pkind == "tts" else 1)
+            per = p.usd_per_unit * scale
             body.append([f"API {pid}", unit, f"${per:.3g}", "", f"prices.toml {pid}: {p.source}, as of {p.as_of}"])
     out.append(_md_table(["what", "per", "$ per unit", "device energy and busy time per unit", "from"], body))
     out.append("")

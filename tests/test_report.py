@@ -75,6 +75,15 @@ def test_cost_cli_golden_and_rows_used(committed_results):
     assert "rows used: " in r.stdout and "pp500+tg200" in r.stdout and "ESTIMATED" in r.stdout
 
 
+def test_cost_cli_speech_from_measured_rows(committed_results):
+    r = run_cli("cost", "--kind", "stt", "--requests-per-day", 600, "--api", "whisper-1", "--build", "ci-cpu-vm",
+                "--results-dir", committed_results)
+    assert r.returncode == 0, r.stderr
+    assert "600 audio minutes/day" in r.stdout and "$108.00/month" in r.stdout  # 600 × 30 × $0.006
+    assert "s busy per audio minute" in r.stdout and "ESTIMATED" in r.stdout and "whisper-tiny.en/transcribe" in r.stdout
+    assert "break-even: n/a" in r.stdout  # a VM share has no hardware price
+
+
 def test_cost_cli_unknown_names_exit_2_with_close_matches():
     r = run_cli("cost", "--requests-per-day", 10, "--api", "claude-3-5-haikoo", "--build", "rtx4060ti")
     assert r.returncode == 2 and "claude-3-5-haiku" in r.stderr
