@@ -66,6 +66,22 @@ def _measured_unit(results_dir: Path, build_id: str, machine: str | None, worklo
     return cost.unit_from_rows(g, row_kind), problems
 
 
+def _sweep(n, per_task, unit, b, kwh, days, flat, units, hours) -> None:
+    """Break-even over a range of volumes around the question's, and the crossover volumes."""
+    flat_usd = flat.total_usd if flat is not None else None
+    print(f"sweep ({units}/day: API / local running per month -> break-even):")
+    for f in (0.1, 0.25, 0.5, 1, 2, 5, 10):
+        v = n * f
+        api, local, be, over = cost.breakeven_at(v, per_task, unit, b, kwh, days, flat_usd, hours)
+        print(f"  {v:>12,.0f}: ${api:>10,.2f} / ${local:>8,.2f} -> "
+              + ("more than the box can serve in its hours on" if over else cost.fmt_months(be)))
+    cross = cost.crossover_volume(per_task, unit, b, kwh, days, flat_usd, hours_per_day=hours)
+    life = cost.crossover_volume(per_task, unit, b, kwh, days, flat_usd, within_months=b.lifetime_years * 12,
+                                 hours_per_day=hours)
+    print(f"crossover: local costs less to run than the API from {cost.fmt_volume(cross)} {units}/day; "
+          f"the hardware pays back within its {b.lifetime_years:g}-year life from {cost.fmt_volume(life)} {units}/day")
+
+
 def cmd_cost(args) -> int:
     b = catalog.build(args.build)
     days = catalog.days_per_month()
@@ -125,6 +141,9 @@ def cmd_cost(args) -> int:
                   + ("  (OVER CAPACITY at this volume)" if local.over_capacity else ""))
         print(f"rows used: {unit.rows}")
     be = cost.breakeven_months(b.hardware_usd, api_month, local.total_usd)
+    if b.hardware_usd is not None:
+        _sweep(n, api_month / (n * days) if n else 0.0, unit, b, kwh, days, local if unit is None else None, units,
+               hours)
     if b.hardware_usd is None:
         print("break-even: n/a (no hardware price for this build)")
     else:

@@ -75,6 +75,10 @@ def fmt_months(m: float | None) -> str:
     return f"{m:.1f} months"
 
 
+def fmt_volume(v: float | None) -> str:
+    return "no volume the box can serve" if v is None else f"{v:,.0f}" if v >= 10 else f"{v:.2g}"
+
+
 def wall_energy_j(unit: LocalUnit, b: Build) -> float:
     """Energy at the wall for one task: device energy through the PSU plus the rest of the platform while busy;
     without a device measurement, the build's wall power while busy."""
@@ -172,3 +176,52 @@ def unit_from_rows(df: pd.DataFrame, row_kind: str) -> LocalUnit:
                      device_energy_j=None if energy is None else float(energy), basis="measured",
                      energy_source=";".join(sorted(set(g["energy_source"]))), estimated=bool(g["estimated"].any()),
                      rows=provenance(g))
+
+
+# ------------------------------------------------------------------------------------------- volume sweep
+
+
+def breakeven_at(n: float, api_usd_per_task: float, unit: LocalUnit | None, b: Build, usd_per_kwh: float,
+                 days: float = 30, flat_local_monthly: float | None = None,
+                 hours_per_day: float | None = None) -> tuple[float, float, float | None, bool]:
+    """(API per month, local running per month, break-even months or None, over capacity) at n tasks per day.
+    ``flat_local_monthly`` is the guides' flat power figure, used instead of the modeled running cost."""
+    api = api_usd_per_task * n * days
+    if flat_local_monthly is not None:
+        return api, flat_local_monthly, breakeven_months(b.hardware_usd, api, flat_local_monthly), False
+    m = local_monthly(unit, n, b, usd_per_kwh, days, hours_per_day)
+    return api, m.total_usd, breakeven_months(b.hardware_usd, api, m.total_usd), m.over_capacity
+
+
+def crossover_volume(api_usd_per_task: float, unit: LocalUnit | None, b: Build, usd_per_kwh: float,
+                     days: float = 30, flat_local_monthly: float | None = None,
+                     within_months: float | None = None, hours_per_day: float | None = None) -> float | None:
+    """The smallest daily volume at which the box costs less to run than the API (or, with ``within_months``,
+    pays for itself within that many months); None if no volume the box can serve does."""
+    def ok(n):
+        api, local, be, over = breakeven_at(n, api_usd_per_task, unit, b, usd_per_kwh, days, flat_local_monthly,
+                                            hours_per_day)
+        if over:
+            return None
+        if within_months is None:
+            return api > local
+        return be is not None and be <= within_months
+
+    hi = 1.0
+    while True:  # grow until it pays or the box runs out of hours
+        r = ok(hi)
+        if r is None:
+            return None
+        if r:
+            break
+        hi *= 2
+        if hi > 1e9:
+            return None
+    lo = 0.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi

@@ -248,6 +248,7 @@ def scenarios_section(figdir: Path) -> str:
             ax.annotate(f"{be:.1f} months", (be, b.hardware_usd + lm * be), textcoords="offset points",
                         xytext=(5, -15), fontsize=8)
     guide_be = cost.guide_breakeven_months(b.hardware_usd, api_m)
+    sweep = volume_sweep(price)
     ax.set_xlabel("months")
     ax.set_ylabel("cumulative $")
     ax.set_title("2,000 requests/day of 500+200 tokens: cumulative cost")
@@ -261,8 +262,35 @@ def scenarios_section(figdir: Path) -> str:
             f"per 1M); builds.toml {b.id} (${b.hardware_usd:.0f}, guide power ${b.guide_power_usd_per_month}/month, "
             f"{b.anchor_llm['tg_tokens_per_s']} tokens/s, {b.busy_wall_w:g} W busy, {b.idle_wall_w:g} W idle). "
             f"The guide's formula (hardware ÷ API, ${api_m:.0f}/month) gives {guide_be:.1f} months; the guide printed "
-            f"~7 months from a $100/month API figure that averages input and output prices.*", ""]
+            f"~7 months from a $100/month API figure that averages input and output prices.*", "", sweep]
     return "\n".join(out)
+
+
+def volume_sweep(price) -> str:
+    """Break-even over daily volume for the guides' request shape, and the crossover volumes, per guide build."""
+    kwh = catalog.tariff_usd_per_kwh()
+    per_task = price.request_usd(*SHAPE)
+    volumes = [50, 100, 250, 500, 1000, 2000, 5000]
+    body = []
+    for bid in ("rtx4060ti", "rtx3090"):
+        b = catalog.build(bid)
+        unit = cost.llm_unit_from_anchor(b, SHAPE[1])
+        for label, u, flat in (("modeled", unit, None), ("guide's flat power", None, b.guide_power_usd_per_month)):
+            cells = [f"{bid} ({label})"]
+            for v in volumes:
+                _, _, be, over = cost.breakeven_at(v, per_task, u, b, kwh, flat_local_monthly=flat)
+                cells.append("over capacity" if over else cost.fmt_months(be).split(" (")[0])
+            cells.append(cost.fmt_volume(cost.crossover_volume(per_task, u, b, kwh, flat_local_monthly=flat)))
+            cells.append(cost.fmt_volume(cost.crossover_volume(per_task, u, b, kwh, flat_local_monthly=flat,
+                                                               within_months=b.lifetime_years * 12)))
+            body.append(cells)
+    return "\n".join([
+        f"### Break-even by volume: {price.id}, {SHAPE[0]}+{SHAPE[1]}-token requests", "",
+        _md_table(["build"] + [f"{v:,}/day" for v in volumes]
+                  + ["runs cheaper than the API from (requests/day)", "pays back within its life from"], body), "",
+        f"*Modeled: builds.toml speed, busy and idle wall watts over {catalog.build('rtx4060ti').hours_per_day:g} "
+        f"hours on per day at ${kwh:g}/kWh; guide's flat power: the guides' monthly figure. Life: the builds' "
+        f"lifetime (4 years). Catalog: genai-prices {catalog.genai_prices_version()} {price.id}.*", ""])
 
 
 def routing_section(figdir: Path) -> str:

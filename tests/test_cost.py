@@ -99,3 +99,19 @@ def test_unit_prices_are_dated_and_sourced():
         for p in catalog.unit_prices(kind).values():
             assert p.usd_per_unit > 0 and p.source and p.as_of[:2] == "20"
     assert catalog.unit_price("tts", "tts-1").usd_per_unit == pytest.approx(15e-6)
+
+
+def test_volume_sweep_and_crossover_volumes():
+    b = catalog.build("rtx4060ti")
+    per_request = HAIKU.request_usd(500, 200)
+    # with the guide's flat $9/month: the API costs more than the power from 250 requests/day ($0.0012 × 30 × 250)
+    assert cost.crossover_volume(per_request, None, b, 0.12, flat_local_monthly=9) == pytest.approx(250, rel=1e-6)
+    # and pays $740 back within the 4-year life from 678.2 requests/day: 740 / (0.036 n − 9) = 48
+    life = cost.crossover_volume(per_request, None, b, 0.12, flat_local_monthly=9, within_months=48)
+    assert life == pytest.approx((740 / 48 + 9) / 0.036, rel=1e-6)
+    api, local, be, over = cost.breakeven_at(50, per_request, None, b, 0.12, flat_local_monthly=9)
+    assert (api, local, be, over) == (pytest.approx(1.8), 9, None, False)
+    # modeled running cost: past the box's capacity no break-even is claimed
+    unit = cost.llm_unit_from_anchor(b, 200)
+    assert cost.breakeven_at(50_000, per_request, unit, b, 0.12)[3] is True
+    assert cost.crossover_volume(1e-9, unit, b, 0.12) is None  # an API cheaper than the electricity: never
