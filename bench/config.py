@@ -347,9 +347,7 @@ def load_suite(path: str | Path, check_models: bool = True) -> Suite:
                 if check_models:
                     models.check(ref, path, f"{where}.{key}")
                 w[key] = ref
-        params = {k: v for k, v in w.items() if k not in schema or k in KINDS[kind]["keys"]}
-        for k in ("model", "tests", "name", "kind", *RUN_KEYS):
-            params.pop(k, None)
+        params = {k: v for k, v in w.items() if k in KINDS[kind]["keys"] and k not in ("model", "tests")}
         workloads.append(Workload(
             name=w["name"], kind=kind, model=model, tests=tuple(w["tests"]),
             warmups=run["warmups"], repetitions=run["repetitions"], threads=threads, cv_warn=float(run["cv_warn"]),

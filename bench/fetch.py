@@ -92,16 +92,15 @@ def kv_cache_bytes(n_ctx: int, arch: dict) -> int:
 def need(kind: str, ref: ModelRef, params: dict) -> Need:
     size, cached = hub_size(ref)
     declared = params.get("memory_gb") or 0
-    if kind in ("llm", "endpoint"):
+    if declared:  # the suite's own figure wins for every kind
+        mem, detail = int(declared * GB), f"declared {declared:g} GB (memory_gb)"
+    elif kind in ("llm", "endpoint"):
         kv = kv_cache_bytes(params.get("n_ctx", 2048), params.get("arch") or {})
         mem = int(size + kv + RUNTIME_OVERHEAD_GB * GB)
         detail = (f"model {size / GB:.2f} GB + KV cache {kv / GB:.2f} GB for n_ctx {params.get('n_ctx')} "
                   f"+ {RUNTIME_OVERHEAD_GB} GB runtime")
     else:
-        mem = int(declared * GB) if declared else int(size * 1.2)
-        detail = (f"declared {declared:g} GB (memory_gb)" if declared else f"files {size / GB:.2f} GB × 1.2")
-    if declared and kind in ("llm", "endpoint"):
-        mem, detail = int(declared * GB), f"declared {declared:g} GB (memory_gb)"
+        mem, detail = int(size * 1.2), f"files {size / GB:.2f} GB × 1.2"
     return Need(download_bytes=0 if cached else size, model_bytes=size, memory_bytes=mem, detail=detail)
 
 

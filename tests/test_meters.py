@@ -31,14 +31,18 @@ def _window_over_trace(meter, trace, until_s):
     return meter.end("w")
 
 
-def test_counter_energy_within_1_percent_of_exact_integral(trace_factory):
-    trace = trace_factory()
-    fake = FakeNVML(trace)
-    meter, part = _gpu_meter(fake)
+def _measure(trace, until_s, **fake_kw):
+    """The real adapter on a fake card replaying ``trace``: one window, the meter closed afterwards."""
+    meter, part = _gpu_meter(FakeNVML(trace, **fake_kw))
     try:
-        w = _window_over_trace(meter, trace, 3.0)
+        return _window_over_trace(meter, trace, until_s), part
     finally:
         meter.close()
+
+
+def test_counter_energy_within_1_percent_of_exact_integral(trace_factory):
+    trace = trace_factory()
+    w, part = _measure(trace, 3.0)
     exact = trace.exact_j(w.t0, w.t1)
     assert w.energy_source == "nvml_counter" and w.gpu_energy_source == "nvml_counter"
     assert abs(w.energy_j - exact) / exact < 0.01, (w.energy_j, exact)
@@ -56,12 +60,7 @@ def test_counter_energy_within_1_percent_of_exact_integral(trace_factory):
 
 def test_counterless_card_falls_back_to_integrated_instant_power(trace_factory):
     trace = trace_factory()
-    fake = FakeNVML(trace, has_counter=False)
-    meter, part = _gpu_meter(fake)
-    try:
-        w = _window_over_trace(meter, trace, 3.0)
-    finally:
-        meter.close()
+    w, part = _measure(trace, 3.0, has_counter=False)
     exact = trace.exact_j(w.t0, w.t1)
     assert not part.has_counter
     assert w.energy_source == "nvml_power_integrated"

@@ -45,9 +45,9 @@ class FasterWhisperBackend:
         self.model, self.device, self.compute_type = whisper_model(self.model_path, p["device"], p["compute_type"],
                                                                    self.workload.threads)
         if p["audio"] == "reference":
-            voice = speech.piper_voice(models.resolve(p["reference_voice"]))
-            self.clips = speech.reference_clips(models.resolve(p["reference_voice"]),
-                                                lambda text: speech.piper_synthesize(voice, text))
+            voice_path = models.resolve(p["reference_voice"])
+            voice = speech.piper_voice(voice_path)
+            self.clips = speech.reference_clips(voice_path, lambda text: speech.piper_synthesize(voice, text))
             self.input_label = "reference"
         else:
             self.clips = speech.folder_clips(Path(p["audio"]))
