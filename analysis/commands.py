@@ -1,17 +1,56 @@
-"""`shadowbench prices` and `shadowbench cost`."""
+"""The analysis half's commands (prices, cost, report), registered on the ``shadowbench`` command line by
+``register``. Heavy imports (pandas, matplotlib) happen when a command runs, not when the parser is built."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from bench.errors import ConfigError
 
-from . import catalog, cost, rows
+
+def register(sub) -> None:
+    """Add the analysis commands to the ``shadowbench`` command line's subparsers."""
+    pr = sub.add_parser("prices", help="list the dated API price catalog")
+    pr.set_defaults(func=cmd_prices)
+
+    c = sub.add_parser("cost", help="API cost vs local running cost and break-even for one workload")
+    c.add_argument("--kind", choices=["llm", "stt", "tts", "image"], default="llm")
+    c.add_argument("--requests-per-day", type=float, required=True,
+                   help="requests (llm), audio minutes (stt), characters (tts) or images (image) per day")
+    c.add_argument("--prompt-tokens", type=int, default=500)
+    c.add_argument("--output-tokens", type=int, default=200)
+    c.add_argument("--api", required=True, help="API model or price id (see shadowbench prices)")
+    c.add_argument("--build", required=True, help="hardware build id (analysis/data/builds.toml)")
+    c.add_argument("--local-power", choices=["auto", "measured", "anchor", "guide"], default="auto",
+                   help="local running cost from measured rows, the build's speed figure, or the guide's flat figure")
+    c.add_argument("--machine", help="results/<machine> whose rows to use (default: the build's machines)")
+    c.add_argument("--workload", help="workload whose rows to use")
+    c.add_argument("--results-dir", default="results")
+    c.add_argument("--usd-per-kwh", type=float)
+    c.add_argument("--hours-per-day", type=float, help="hours the box is on per day (default: the build's)")
+    c.set_defaults(func=cmd_cost)
+
+    rp = sub.add_parser("report", help="write results/REPORT.md and its plots from every committed result file")
+    rp.add_argument("--results-dir", default="results")
+    rp.add_argument("--out", default=None, help="report file (default: RESULTS_DIR/REPORT.md)")
+    rp.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    out, problems = write_report(Path(args.results_dir), Path(args.out) if args.out else None)
+    for p in problems:
+        print(f"warning: left out a results file: {p}")
+    print(f"wrote {out} and {out.parent / 'figures'}/*.png")
+    return 0
 
 
 def cmd_prices(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import catalog
+
     con = Console(width=160)
     t = Table(title=f"LLM API prices per 1M tokens (genai-prices {catalog.genai_prices_version()} bundled snapshot; "
                     "guide rows as printed)")
@@ -50,6 +89,8 @@ def _measured_unit(results_dir: Path, build_id: str, machine: str | None, worklo
                    prompt: int, output: int):
     """The local unit of work from the committed rows of the build's machines (or --machine): one workload, the
     named one or else the one with the most rows."""
+    from . import catalog, cost, rows
+
     df, problems = rows.load(results_dir)
     if df.empty:
         return None, problems
@@ -68,6 +109,8 @@ def _measured_unit(results_dir: Path, build_id: str, machine: str | None, worklo
 
 def _sweep(n, per_task, unit, b, kwh, days, flat, units, hours) -> None:
     """Break-even over a range of volumes around the question's, and the crossover volumes."""
+    from . import cost
+
     flat_usd = flat.total_usd if flat is not None else None
     print(f"sweep ({units}/day: API / local running per month -> break-even):")
     for f in (0.1, 0.25, 0.5, 1, 2, 5, 10):
@@ -83,6 +126,8 @@ def _sweep(n, per_task, unit, b, kwh, days, flat, units, hours) -> None:
 
 
 def cmd_cost(args) -> int:
+    from . import catalog, cost
+
     b = catalog.build(args.build)
     days = catalog.days_per_month()
     kwh = args.usd_per_kwh if args.usd_per_kwh is not None else catalog.tariff_usd_per_kwh()

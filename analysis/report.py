@@ -350,11 +350,3 @@ def write_report(results_dir: Path, out: Path | None = None) -> tuple[Path, list
         parts += ["## Result files left out", ""] + [f"- {p}" for p in problems] + [""]
     out.write_text("\n".join(parts) + "\n")
     return out, problems
-
-
-def cmd_report(args) -> int:
-    out, problems = write_report(Path(args.results_dir), Path(args.out) if args.out else None)
-    for p in problems:
-        print(f"warning: left out a results file: {p}")
-    print(f"wrote {out} and {out.parent / 'figures'}/*.png")
-    return 0

@@ -2,6 +2,4 @@
 
 __version__ = "0.1.0"
 
-# Version of the result CSV schema (see README "Result columns"). Bump it when a column changes meaning or is
-# removed, and add a migration in bench.results.
-SCHEMA_VERSION = 1
+from .columns import SCHEMA_VERSION  # noqa: E402,F401 - the result schema: history and migrations in bench/columns.py

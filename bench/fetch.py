@@ -119,7 +119,7 @@ def check_disk(n: Need, where: Path | None = None) -> None:
                                 f"(+{margin / GB:.0f} GB margin) in {where}, {free / GB:.2f} GB free")
 
 
-def fit_reason(kind: str, n: Need, params: dict, gpus: list[dict], ram_gb: float) -> str | None:
+def fit_reason(kind: str, n: Need, params: dict, gpus: list[dict], ram_gib: float) -> str | None:
     """Why the model will not fit where it would run, or None."""
     on_gpu = bool(gpus) and (params.get("n_gpu_layers", -1) != 0) and params.get("device", "auto") != "cpu"
     if on_gpu:
@@ -127,7 +127,7 @@ def fit_reason(kind: str, n: Need, params: dict, gpus: list[dict], ram_gb: float
         where = f"the GPU{'s' if len(gpus) > 1 else ''} ({', '.join(g['name'] for g in gpus)}) " \
                 f"{have / GB:.1f} GB"
     else:
-        have = ram_gb * 2**30
+        have = ram_gib * 2**30
         where = f"RAM {have / GB:.1f} GB"
     if n.memory_bytes > have:
         return f"needs {n.memory_bytes / GB:.2f} GB ({n.detail}); {where}"

@@ -98,6 +98,14 @@ def check(ref: ModelRef, suite_path: Path, key: str) -> None:
             raise ConfigError(suite_path, key, "an installed bundled model", f"<{e}>") from e
 
 
+def check_ref(value, suite_path: Path, key: str, check_files: bool = True) -> ModelRef:
+    """A model reference from a suite key, checked to exist (local and bundled models) when ``check_files``."""
+    ref = parse_ref(value, suite_path, key)
+    if check_files:
+        check(ref, suite_path, key)
+    return ref
+
+
 def resolve(ref: ModelRef) -> Path | None:
     """The local file or folder of a model, downloading hub models into the standard Hugging Face cache; None for a
     model behind a remote endpoint."""

@@ -27,7 +27,7 @@ from rich.table import Table
 
 from . import buildflags, models
 from .config import default_threads, load_suite
-from .meters import NullMeter, build_meter
+from .energy import NullMeter, build_meter
 from .results import read_rows
 from .runner import Runner
 

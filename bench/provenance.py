@@ -32,7 +32,8 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def ram_gb() -> float:
+def ram_gib() -> float:
+    """Installed memory in GiB (2^30 bytes), one decimal."""
     import psutil
 
     return round(psutil.virtual_memory().total / 2**30, 1)
@@ -77,16 +78,16 @@ def machine_name(gpu_names: list[str] | None = None) -> str:
     if env:
         return env
     lead = "-".join(_slug(g).replace("nvidia-geforce-", "").replace("nvidia-", "") for g in gpu_names or []) or "cpu"
-    return f"{lead}-{_slug(cpu_model())}-{os.cpu_count()}c-{round(ram_gb())}g"
+    return f"{lead}-{_slug(cpu_model())}-{os.cpu_count()}c-{round(ram_gib())}g"
 
 
 def collect(gpus: list[dict]) -> dict[str, str]:
-    """Run-level provenance columns. ``gpus`` come from the GPU probe (bench.nvml), empty where there is none."""
+    """Run-level provenance columns. ``gpus`` come from the GPU probe (bench.energy.nvml), empty where there is none."""
     sha, dirty = git_info()
     return {
         "cpu_model": cpu_model(),
         "cpu_count": str(os.cpu_count()),
-        "ram_gb": str(ram_gb()),
+        "ram_gib": str(ram_gib()),
         "gpu_name": ";".join(g["name"] for g in gpus),
         "gpu_memory_gb": ";".join(f"{g['memory_total_gb']:.1f}" for g in gpus),
         "gpu_driver": gpus[0]["driver"] if gpus else "",

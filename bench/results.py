@@ -11,29 +11,13 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from . import SCHEMA_VERSION
+from . import columns
+from .columns import SCHEMA_VERSION
 from .errors import ConfigError
 
-# Columns every schema-1 file has, in order (documented in the README). Metrics a kind does not produce are empty.
-IDENTITY = ["schema_version", "run_id", "machine", "suite", "suite_version", "workload", "test", "kind", "backend",
-            "model", "model_sha256", "repetition", "utc_time"]
-MEASURES = ["wall_s", "energy_j", "energy_source", "gpu_energy_j", "gpu_energy_source", "cpu_energy_j",
-            "cpu_energy_source", "idle_power_w", "net_energy_j", "avg_power_w", "peak_power_w", "flags",
-            "energy_note"]
-GPU_STATE = ["gpu_energy_counter_j", "gpu_energy_integrated_j", "gpu_util_pct", "gpu_mem_peak_gb", "sm_clock_mhz",
-             "gpu_temp_c_max", "clock_events", "gpu_power_limit_w", "gpu_foreign_pids"]
-LLM = ["prompt_tokens", "output_tokens", "pp_tokens_per_s", "tg_tokens_per_s", "ttft_s"]
-SPEECH = ["clips", "audio_s", "rtf", "audio_min_per_hour", "wer", "chars", "chars_per_s", "ttfa_s"]
-SERVER = ["concurrency", "request_rate", "requests", "completed", "failed", "failures", "agg_tokens_per_s",
-          "ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "itl_p50_s", "itl_p95_s", "itl_p99_s", "tpot_s", "e2e_p50_s",
-          "e2e_p95_s", "token_count_source", "j_per_output_token"]
-IMAGE = ["images", "steps", "width", "height", "s_per_image", "it_per_s", "peak_mem_gb", "peak_mem_kind", "weights"]
-SETTINGS = ["threads", "n_gpu_layers", "n_ctx", "n_batch", "flash_attn", "device", "compute_type", "beam_size",
-            "warmups", "backend_build"]
-PROVENANCE = ["cpu_model", "cpu_count", "ram_gb", "gpu_name", "gpu_memory_gb", "gpu_driver",
-              "os", "python", "packages", "git_sha", "git_dirty", "shadowbench_version", "run_started_utc"]
-COLUMNS = IDENTITY + MEASURES + GPU_STATE + LLM + SERVER + SPEECH + IMAGE + SETTINGS + PROVENANCE
-REQUIRED = IDENTITY + ["wall_s", "energy_j", "energy_source"]
+# every column in file order, and those a file must have (declared in bench/columns.py and the kind contracts)
+COLUMNS = columns.names()
+REQUIRED = columns.required()
 
 
 def _fmt(v) -> str:
@@ -96,7 +80,8 @@ class ResultWriter:
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of one result file; a ConfigError names the file and line of any problem."""
+    """Rows of one result file, migrated to the current schema; a ConfigError names the file and line of any
+    problem."""
     path = Path(path)
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
@@ -115,8 +100,11 @@ def read_rows(path: Path) -> list[dict[str, str]]:
             if len(values) != len(header):
                 raise ConfigError(path, f"line {line}", f"{len(header)} fields", f"<{len(values)} fields>")
             row = dict(zip(header, values))
-            if row["schema_version"] != str(SCHEMA_VERSION):
-                raise ConfigError(path, f"line {line}: schema_version", f"schema version {SCHEMA_VERSION}",
-                                  row["schema_version"])
-            rows.append(row)
+            version = row["schema_version"]
+            if not version.isdigit() or int(version) > SCHEMA_VERSION or (
+                    int(version) < SCHEMA_VERSION and int(version) not in columns.MIGRATIONS):
+                known = ", ".join(str(v) for v in sorted({*columns.MIGRATIONS, SCHEMA_VERSION}))
+                raise ConfigError(path, f"line {line}: schema_version", f"a schema version shadowbench reads ({known})",
+                                  version)
+            rows.append(columns.migrate(row, int(version)))
     return rows

@@ -17,17 +17,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import SCHEMA_VERSION, fetch, models, provenance
-from .backends import create as create_backend
+from . import columns, fetch, kinds, models, provenance
+from .columns import SCHEMA_VERSION
 from .config import Suite, Workload
-from .errors import ShadowbenchError
-from .meters import Meter
+from .energy import Meter
+from .errors import BackendError, ShadowbenchError
 from .results import ResultWriter, new_result_path
-
-# throughput-like columns summarised per test and checked for spread
-SUMMARY_METRICS = ["pp_tokens_per_s", "tg_tokens_per_s", "agg_tokens_per_s", "ttft_s", "ttft_p95_s", "failed", "rtf", "chars_per_s", "ttfa_s", "wer",
-                   "s_per_image", "it_per_s", "wall_s", "energy_j"]
-CV_METRICS = ["pp_tokens_per_s", "tg_tokens_per_s", "rtf", "chars_per_s", "s_per_image", "wall_s"]
 
 
 @dataclass
@@ -48,18 +43,25 @@ def cv(values: list[float]) -> float | None:
     return statistics.stdev(values) / mean if mean else None
 
 
-def _window_columns(w) -> dict:
-    return {"wall_s": w.duration_s, "energy_j": w.energy_j, "energy_source": w.energy_source,
-            "gpu_energy_j": w.gpu_energy_j, "gpu_energy_source": w.gpu_energy_source,
-            "cpu_energy_j": w.cpu_energy_j, "cpu_energy_source": w.cpu_energy_source,
-            "avg_power_w": w.avg_power_w, "peak_power_w": w.peak_power_w, "flags": ";".join(w.flags),
-            **w.extra}
+def contained(e: Exception) -> ShadowbenchError:
+    """Any exception of a backend as a ShadowbenchError naming what failed and the original error type; a
+    ShadowbenchError is kept as it is (its exit status says whether it was bad input)."""
+    if isinstance(e, ShadowbenchError):
+        return e
+    err = BackendError(f"{type(e).__name__}: {e}")
+    err.__cause__ = e
+    return err
 
 
 class Runner:
+    """Runs a suite. ``create_backend`` (workload, model path) -> backend is the kinds' registry by default; tests
+    pass a fake."""
+
     def __init__(self, suite: Suite, meter: Meter, results_dir: Path, machine: str, gpus: list[dict],
-                 console: Console | None = None, show_progress: bool = True, idle_s: float | None = None):
+                 console: Console | None = None, show_progress: bool = True, idle_s: float | None = None,
+                 create_backend=kinds.create_backend):
         self.suite, self.meter, self.machine, self.gpus = suite, meter, machine, gpus
+        self.create_backend = create_backend
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.show_progress = show_progress
         now = datetime.now(timezone.utc)
@@ -104,13 +106,20 @@ class Runner:
             self.console.print(f"idle power: {self.idle_power_w:.2f} W over {w.duration_s:.1f} s ({w.energy_source})")
         progress.remove_task(task)
 
+    def _fail(self, outcome: RunOutcome, what: str, e: Exception, consequence: str) -> None:
+        err = contained(e)
+        outcome.failures.append((what, str(err)))
+        outcome.exit_status = max(outcome.exit_status, err.exit_status)
+        self.console.print(f"[red]error[/red] {what}: {err}; {consequence}", highlight=False)
+
     def _run_workload(self, w: Workload, writer: ResultWriter, outcome: RunOutcome, progress, task) -> None:
         steps = len(w.tests) * (w.warmups + w.repetitions)
         progress.update(task, description=f"{w.name}: loading")
+        backend = None
         try:
             if w.model.source == "hf":  # before anything downloads or loads: disk and memory
                 n = fetch.need(w.kind, w.model, dict(w.params))
-                why = fetch.fit_reason(w.kind, n, dict(w.params), self.gpus, float(provenance.ram_gb()))
+                why = fetch.fit_reason(w.kind, n, dict(w.params), self.gpus, provenance.ram_gib())
                 if why:
                     outcome.skipped.append((w.name, why))
                     self.console.print(f"[yellow]skipped[/yellow] workload {w.name}: {w.model.label()} will not fit: "
@@ -123,32 +132,38 @@ class Runner:
                                        "into the Hugging Face cache")
             model_path = models.resolve(w.model)
             sha = models.sha256(model_path) if model_path is not None else ""
-            backend = create_backend(w, model_path)
+            backend = self.create_backend(w, model_path)
             backend.load()
-        except ShadowbenchError as e:
-            outcome.failures.append((w.name, str(e)))
-            outcome.exit_status = max(outcome.exit_status, e.exit_status)
-            self.console.print(f"[red]error[/red] workload {w.name}: {e}; skipping it")
+            settings = backend.settings()
+        except Exception as e:  # noqa: BLE001 - any backend failure is contained; Ctrl-C is not an Exception
+            self._fail(outcome, w.name, e, "skipping the workload")
             progress.advance(task, steps)
+            self._unload(w, backend, outcome)
             return
         try:
-            settings = backend.settings()
             for test in w.tests:
                 self._run_test(w, test, backend, sha, settings, writer, outcome, progress, task)
         finally:
+            self._unload(w, backend, outcome)
+
+    def _unload(self, w: Workload, backend, outcome: RunOutcome) -> None:
+        if backend is None:
+            return
+        try:
             backend.unload()
+        except Exception as e:  # noqa: BLE001
+            self._fail(outcome, f"{w.name} (unload)", e, "going on with the next workload")
 
     def _run_test(self, w, test, backend, sha, settings, writer, outcome, progress, task) -> None:
+        what = f"{w.name}/{test}"
         try:
             backend.prepare(test)
             for i in range(w.warmups):
                 progress.update(task, description=f"{w.name} {test}: warmup {i + 1}/{w.warmups}")
                 backend.run(test)
                 progress.advance(task)
-        except ShadowbenchError as e:
-            outcome.failures.append((f"{w.name}/{test}", str(e)))
-            outcome.exit_status = max(outcome.exit_status, e.exit_status)
-            self.console.print(f"[red]error[/red] {w.name} {test}: {e}; skipping it")
+        except Exception as e:  # noqa: BLE001
+            self._fail(outcome, what, e, "skipping the test")
             progress.advance(task, w.warmups + w.repetitions)
             return
         rows = []
@@ -159,30 +174,33 @@ class Runner:
             self.meter.begin(key)
             try:
                 metrics = backend.run(test)
-            except ShadowbenchError as e:
-                self.meter.end(key)
-                outcome.failures.append((f"{w.name}/{test}", str(e)))
-                outcome.exit_status = max(outcome.exit_status, e.exit_status)
-                self.console.print(f"[red]error[/red] {w.name} {test} repetition {rep}: {e}; skipping the test")
+            except Exception as e:  # noqa: BLE001
+                self.meter.end(key)  # the window is closed; its energy belongs to no row
+                self._fail(outcome, f"{what} repetition {rep}", e, "skipping the rest of the test")
                 progress.advance(task, w.repetitions - rep + 1)
                 break
             window = self.meter.end(key)
-            checks = backend.check(test) if hasattr(backend, "check") else {}  # after the window: not timed
-            energy = _window_columns(window)
-            if window.energy_j is not None and metrics.get("output_tokens"):
-                energy["j_per_output_token"] = window.energy_j / metrics["output_tokens"]
-            if self.idle_power_w is not None:
-                energy["idle_power_w"] = self.idle_power_w
-                if window.energy_j is not None:
-                    energy["net_energy_j"] = window.energy_j - self.idle_power_w * window.duration_s
+            checks, check_error = {}, None
+            if hasattr(backend, "check"):  # after the window: not timed
+                try:
+                    checks = backend.check(test)
+                except Exception as e:  # noqa: BLE001 - the measurement stands; the check is named as failed
+                    check_error = e
             row = {**self.base, "workload": w.name, "test": test, "kind": w.kind, "backend": backend.name,
                    "model": w.model.label(), "model_sha256": sha, "repetition": rep, "utc_time": utc,
-                   "warmups": w.warmups, **settings, **energy, **metrics, **checks}
+                   "warmups": w.warmups, "idle_power_w": self.idle_power_w, **settings, **window.columns(),
+                   **metrics, **checks}
+            row = columns.derive(row)
             writer.write(row)
             rows.append(row)
             outcome.rows.append(row)
             progress.advance(task)
-        for metric in CV_METRICS:
+            if check_error is not None:
+                self._fail(outcome, f"{what} repetition {rep} (check)", check_error,
+                           "the row is kept without it; skipping the rest of the test")
+                progress.advance(task, w.repetitions - rep)
+                break
+        for metric in columns.spread():
             vals = [float(r[metric]) for r in rows if r.get(metric) not in (None, "")]
             c = cv(vals)
             if c is not None and c > w.cv_warn:
@@ -203,7 +221,7 @@ def summary_table(rows: list[dict]) -> Table:
         groups.setdefault((r["workload"], r["test"]), []).append(r)
     for (wname, test), rs in groups.items():
         first = True
-        for m in SUMMARY_METRICS:
+        for m in columns.summary():
             vals = [float(r[m]) for r in rs if r.get(m) not in (None, "")]
             if not vals:
                 continue

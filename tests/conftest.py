@@ -26,7 +26,7 @@ def write_suite(tmp_path):
 
 def run_cli(*args, timeout=600, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, **kw.pop("env", {})}
-    return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "shadowbench", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO, env=env, **kw)
 
 

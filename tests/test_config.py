@@ -1,7 +1,8 @@
 """Suite validation: every bad file gets one line naming the file, the key and what was expected; exit status 2."""
 import pytest
 
-from bench.config import load_suite, parse_llm_test
+from bench.config import load_suite
+from bench.kinds.llm import parse_test as parse_llm_test
 from bench.errors import ConfigError
 
 from .conftest import REPO, run_cli

@@ -7,9 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psutil
 import pytest
 
-from bench.backends.endpoint import parse_step
+from bench.kinds.endpoint import parse_test as parse_step
 from bench.config import load_suite
-from bench.meters import build_meter
+from bench.energy import build_meter
 from bench.results import read_rows
 from bench.runner import Runner
 

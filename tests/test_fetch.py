@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from bench import fetch, models
-from bench.cli import pick_suite
+from bench.commands import pick_suite
 from bench.config import load_suite
 from bench.errors import DeviceUnavailable
-from bench.meters import NullMeter
-from bench.nvml import probe_gpus
+from bench.energy import NullMeter
+from bench.energy.nvml import probe_gpus
 from bench.results import read_rows
 from bench.runner import Runner
 

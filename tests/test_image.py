@@ -104,7 +104,7 @@ def test_llm_speech_and_validation_never_import_torch():
     code = """
 import sys
 from bench.config import load_suite
-from bench import cli, runner, meters, models
+from bench import commands, runner, energy, models
 import bench.backends.llm, bench.backends.asr, bench.backends.tts
 load_suite('suites/quick.toml')
 assert 'torch' not in sys.modules, 'torch was imported'

@@ -89,7 +89,7 @@ tests = ["tg4"]
 def test_sigint_keeps_every_completed_row(write_suite, tmp_path):
     suite = write_suite(TINY_LLM_SUITE.format(reps=200, tests='["pp64"]'))
     res = tmp_path / "res"
-    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", str(suite), "--results-dir", str(res),
+    proc = subprocess.Popen([sys.executable, "-m", "shadowbench", "run", str(suite), "--results-dir", str(res),
                              "--no-progress", "--idle-s", "0"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
@@ -142,7 +142,8 @@ def test_read_rows_names_file_and_line(tmp_path):
         read_rows(p)
     p = tmp_path / "version.csv"
     _write(p, COLUMNS, [good, ["99"] + good[1:]])
-    with pytest.raises(ConfigError, match=r"version.csv: line 3: schema_version: expected schema version 1"):
+    with pytest.raises(ConfigError, match=r"version.csv: line 3: schema_version: expected a schema version "
+                                          r"shadowbench reads \(1, 2\), got '99'"):
         read_rows(p)
     p = tmp_path / "corrupt.csv"
     _write(p, COLUMNS, [good, good[:5]])

@@ -1,4 +1,5 @@
-"""Backends are imported lazily by kind, so a CPU-only box never imports torch to run the LLM suite.
+"""Backends are imported lazily by kind (``bench.kinds.create_backend``), so a CPU-only box never imports torch to
+run the LLM suite.
 
 A backend is a small protocol:
 
@@ -11,11 +12,7 @@ A backend is a small protocol:
 """
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 from typing import Any, Protocol
-
-from ..config import KINDS, Workload
 
 
 class Backend(Protocol):
@@ -30,8 +27,3 @@ class Backend(Protocol):
     def settings(self) -> dict[str, Any]: ...
 
     def unload(self) -> None: ...
-
-
-def create(workload: Workload, model_path: Path) -> Backend:
-    module = importlib.import_module(KINDS[workload.kind]["module"])
-    return module.create(workload, model_path)

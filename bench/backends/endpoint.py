@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,23 +22,14 @@ import numpy as np
 
 from ..config import Workload
 from ..errors import BackendError, ShadowbenchError
+from ..kinds.endpoint import parse_test
 from ..servers import LlamaCppServer
 from .texts import CORPUS
 
-_TEST = re.compile(r"^(?:c(?P<c>\d+)|r(?P<r>\d+(?:\.\d+)?))$")
 
 
 class EndpointUnreachable(ShadowbenchError):
     exit_status = 2
-
-
-def parse_step(name: str) -> tuple[int | None, float | None] | None:
-    m = _TEST.match(name)
-    if not m:
-        return None
-    if m["c"] is not None:
-        return (int(m["c"]), None) if int(m["c"]) >= 1 else None
-    return (None, float(m["r"])) if float(m["r"]) > 0 else None
 
 
 @dataclass
@@ -207,7 +197,7 @@ class EndpointBackend:
             return list(await asyncio.gather(*(at(i) for i in range(n))))
 
     def run(self, test: str) -> dict:
-        conc, rate = parse_step(test)
+        conc, rate = parse_test(test)
         t0 = time.perf_counter()
         results = asyncio.run(self._step(conc, rate))
         wall = time.perf_counter() - t0

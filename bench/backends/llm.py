@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Workload, parse_llm_test
+from ..config import Workload
+from ..kinds.llm import parse_test
 from ..errors import BackendError, ModelNotFound
 from .texts import CORPUS
 
@@ -73,7 +74,7 @@ class LlamaCppBackend:
         return head + body
 
     def prepare(self, test: str) -> None:
-        pp, tg = parse_llm_test(test)
+        pp, tg = parse_test(test)
         n_ctx = self.workload.params["n_ctx"]
         if max(pp, 1) + tg > n_ctx:
             raise BackendError(f"test {test} needs {max(pp, 1) + tg} tokens of context; n_ctx is {n_ctx}")
@@ -104,7 +105,7 @@ class LlamaCppBackend:
         return int(logits.argmax())
 
     def run(self, test: str) -> dict:
-        pp, tg = parse_llm_test(test)
+        pp, tg = parse_test(test)
         prompt = self._prompts[test]
         lc, ctx = self.lc, self.ctx
         lc.llama_memory_clear(lc.llama_get_memory(ctx), True)

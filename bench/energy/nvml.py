@@ -1,5 +1,7 @@
-"""NVML adapter: the only place that talks to pynvml (nvidia-ml-py) and the only place that converts its units
-(mJ, mW, bytes) to J, W and GB.
+"""NVML adapter and the GPU part of the energy meter: the only place that talks to pynvml (nvidia-ml-py), the only
+place that converts its units (mJ, mW, bytes) to J, W and GB, and the home of everything NVIDIA-specific about a
+window: counter edge alignment, the integrated-power fallback, the counter/power cross-check, a lost GPU, and the
+GPU state summary.
 
 The pynvml module is passed in (or imported lazily), so tests drive this adapter with a fake that behaves like the
 real library at its boundary. ``CUDA_VISIBLE_DEVICES`` is honored: only the GPUs a CUDA process would see are
@@ -8,9 +10,17 @@ listed and metered.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
-from .errors import DeviceUnavailable
+from ..errors import DeviceUnavailable
+from .base import Clock, Part, PartWindow
+
+CROSS_CHECK_MIN_S = 1.0  # counter vs integrated power is compared only on windows at least this long
+CROSS_CHECK_TOLERANCE = 0.10
+COUNTER_STEP_S = 0.1  # the energy counter moves about every 100 ms
+EDGE_WAIT_S = 0.15  # how long an edge waits for the next counter step
+EDGE_POLL_S = 0.002
 
 
 def load_pynvml():
@@ -136,7 +146,7 @@ def reason_names(nv, mask: int) -> list[str]:
     return [name for attr, name in _REASONS if getattr(nv, attr, 0) and mask & getattr(nv, attr)]
 
 
-class NVMLPart:
+class NVMLPart(Part):
     """GPU energy for the composite meter: the energy counter (mJ, Volta+) where supported, and a ≥10 Hz sample of
     instantaneous power (NVML_FI_DEV_POWER_INSTANT where supported, else nvmlDeviceGetPowerUsage, a 1 s average on
     Ampere and newer) kept for the power series, average/peak power, the cross-check, and as the fallback when the
@@ -145,7 +155,9 @@ class NVMLPart:
 
     domain = "gpu"
 
-    def __init__(self, session: NVML):
+    def __init__(self, session: NVML, clock: Clock = time.perf_counter, sleep=time.sleep):
+        super().__init__(clock)
+        self.sleep = sleep
         self.session = session
         self.nv = session.nv
         self.handles = session.handles
@@ -158,6 +170,71 @@ class NVMLPart:
     @property
     def source(self) -> str:
         return "nvml_counter" if self.has_counter else "nvml_power_integrated"
+
+    @property
+    def waits_at_edge(self) -> bool:  # type: ignore[override]
+        return self.has_counter and self.align
+
+    align = True  # wait for the counter's next step at window edges (see edge)
+
+    def edge(self, which: str) -> tuple[float, float | None]:
+        """(time, energy J) at a window edge. The counter updates about every 100 ms, so the edge waits for the
+        next update and moves the reading back (begin: the window starts at the update) with the instantaneous
+        power, instead of being up to 100 ms stale."""
+        t_edge = self.clock()
+        c = self.counter_j()
+        if c is None or not self.waits_at_edge:
+            return t_edge, c
+        p_edge = self.power_w() or 0.0
+        deadline = t_edge + EDGE_WAIT_S
+        while self.clock() < deadline:
+            self.sleep(EDGE_POLL_S)
+            c2 = self.counter_j()
+            if c2 is None:
+                return t_edge, None
+            if c2 != c:
+                t_u = self.clock()
+                if which == "begin":
+                    return t_u, c2
+                return t_edge, c2 - p_edge * (t_u - t_edge)
+        return t_edge, c
+
+    def at(self, counter_j: float | None, t_from: float, t_to: float) -> float | None:
+        if counter_j is None or not self.has_counter:
+            return counter_j
+        return counter_j + (self.power_w() or 0.0) * (t_to - t_from)
+
+    def window(self, counter_j, integrated_j, states, duration_s) -> PartWindow:
+        """Counter energy where there is a counter, else the integrated instantaneous power; nothing once the GPU is
+        lost; both figures kept, and flagged when they disagree by more than 10% on a window of 1 s or more."""
+        flags = []
+        energy = counter_j if self.has_counter else integrated_j
+        if self.lost:
+            energy = None
+            flags.append(self.lost_reason or "gpu_lost")
+        if (counter_j is not None and integrated_j is not None and duration_s >= CROSS_CHECK_MIN_S
+                and counter_j > 0 and abs(integrated_j - counter_j) / counter_j > CROSS_CHECK_TOLERANCE):
+            flags.append("nvml_counter_vs_power_mismatch")
+        cols = {"gpu_energy_counter_j": counter_j, "gpu_energy_integrated_j": integrated_j,
+                **self.summarize(states)}
+        return PartWindow(energy, cols, flags)
+
+    def summarize(self, states: list[dict]) -> dict:
+        """GPU state over a window from the sampler's readings."""
+        states = [s for s in states if s]
+        out: dict[str, object] = {"gpu_power_limit_w": self.power_limit_w() if not self.lost else None}
+        if states:
+            out["gpu_util_pct"] = sum(s["gpu_util_pct"] for s in states) / len(states)
+            out["gpu_mem_peak_gb"] = max(s["gpu_mem_used_gb"] for s in states)
+            clocks = sorted(s["sm_clock_mhz"] for s in states)
+            out["sm_clock_mhz"] = clocks[len(clocks) // 2]
+            out["gpu_temp_c_max"] = max(s["gpu_temp_c"] for s in states)
+            mask = 0
+            for s in states:
+                mask |= s["clock_event_mask"]
+            out["clock_events"] = ";".join(reason_names(self.nv, mask))
+        out["gpu_foreign_pids"] = ";".join(self.foreign_processes())
+        return out
 
     def _lose(self, e) -> None:
         self.lost = True
@@ -251,6 +328,10 @@ class NVMLPart:
     def power_limit_w(self) -> float | None:
         limits = [self.session._opt(self.nv.nvmlDeviceGetEnforcedPowerLimit, h, scale=1e-3) for h in self.handles]
         return sum(limits) if all(v is not None for v in limits) else None
+
+    def describe(self) -> str:
+        return (f"NVML {'energy counter' if self.has_counter else 'integrated power, no counter'}, "
+                f"{'instant power field' if self.has_instant else 'power usage (1 s average)'}")
 
     def close(self) -> None:
         self.session.close()

@@ -1,18 +1,12 @@
-"""The ``shadowbench`` command line."""
+"""The harness's commands (run, validate, env, pick-suite, pin, columns), registered on the ``shadowbench``
+command line by ``register``. Nothing here knows about dollars."""
 from __future__ import annotations
 
-import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import ShadowbenchError
-
-
-def _term_to_interrupt(signum, frame):  # SIGTERM ends a run like Ctrl-C: completed rows are kept
-    raise KeyboardInterrupt
 
 
 def cmd_validate(args) -> int:
@@ -28,8 +22,8 @@ def cmd_run(args) -> int:
     from rich.console import Console
 
     from .config import load_suite
-    from .meters import build_meter
-    from .nvml import probe_gpus
+    from .energy import build_meter
+    from .energy.nvml import probe_gpus
     from .provenance import machine_name
     from .runner import Runner, summary_table
 
@@ -61,13 +55,13 @@ def cmd_run(args) -> int:
 
 def cmd_env(args) -> int:
     from . import provenance
-    from .nvml import probe_gpus
+    from .energy.nvml import probe_gpus
 
     gpus, why = probe_gpus()
     info = provenance.collect(gpus)
     print(f"machine: {args.machine or provenance.machine_name([g['name'] for g in gpus])}")
     print(f"cpu: {info['cpu_model']} ({info['cpu_count']} logical cores)")
-    print(f"ram: {info['ram_gb']} GiB")
+    print(f"ram: {info['ram_gib']} GiB")
     if gpus:
         for g in gpus:
             pl = f", power limit {g['power_limit_w']:.0f} W" if g.get("power_limit_w") else ""
@@ -77,7 +71,7 @@ def cmd_env(args) -> int:
     print(f"os: {info['os']}; python {info['python']}")
     print(f"git: {info['git_sha'] or 'not a git checkout'}{' (dirty)' if info['git_dirty'] == 'true' else ''}")
     print("packages: " + ", ".join(info["packages"].split(";")))
-    from .meters import build_meter
+    from .energy import build_meter
 
     meter, report = build_meter("auto")
     meter.close()
@@ -100,7 +94,7 @@ def pick_suite(gpus: list[dict]) -> Path:
 
 
 def cmd_pick_suite(args) -> int:
-    from .nvml import probe_gpus
+    from .energy.nvml import probe_gpus
 
     gpus, why = probe_gpus()
     path = pick_suite(gpus)
@@ -137,10 +131,16 @@ def cmd_pin(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="shadowbench", description="Measure local inference: speed, latency, energy.")
-    p.add_argument("--version", action="version", version=f"shadowbench {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+def cmd_columns(args) -> int:
+    from . import columns
+
+    print(columns.markdown_table())
+    return 0
+
+
+def register(sub) -> None:
+    """Add the harness's commands to the ``shadowbench`` command line's subparsers."""
+    from .energy import METER_CHOICES
 
     r = sub.add_parser("run", help="run a suite and write results/<machine>/<utc>-<suite>.csv")
     r.add_argument("suite", help="suite TOML file")
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="machine name for the results folder (default: derived from the hardware)")
     r.add_argument("--results-dir", default="results", help="folder for result files (default: results)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
-    r.add_argument("--meter", choices=["auto", "nvml", "rapl", "estimate", "none"], default=None,
+    r.add_argument("--meter", choices=METER_CHOICES, default=None,
                    help="energy meter (default: the suite's [energy] meter, auto)")
     r.add_argument("--idle-s", type=float, default=None,
                    help="seconds of idle baseline before the suite (default: the suite's [energy] idle_s, 10)")
@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("env", help="show machine, CPU, RAM, GPU and versions")
     e.add_argument("--machine", default=None)
     e.set_defaults(func=cmd_env)
+
     ps = sub.add_parser("pick-suite", help="print the suite for this box's GPU (or the CPU quick suite)")
     ps.set_defaults(func=cmd_pick_suite)
 
@@ -169,45 +170,5 @@ def build_parser() -> argparse.ArgumentParser:
     pn.add_argument("--write", action="store_true", help="write the revisions into the suite file")
     pn.set_defaults(func=cmd_pin)
 
-    pr = sub.add_parser("prices", help="list the dated API price catalog")
-    pr.set_defaults(func=lambda a: __import__("analysis.commands", fromlist=["x"]).cmd_prices(a))
-
-    c = sub.add_parser("cost", help="API cost vs local running cost and break-even for one workload")
-    c.add_argument("--kind", choices=["llm", "stt", "tts", "image"], default="llm")
-    c.add_argument("--requests-per-day", type=float, required=True,
-                   help="requests (llm), audio minutes (stt), characters (tts) or images (image) per day")
-    c.add_argument("--prompt-tokens", type=int, default=500)
-    c.add_argument("--output-tokens", type=int, default=200)
-    c.add_argument("--api", required=True, help="API model or price id (see shadowbench prices)")
-    c.add_argument("--build", required=True, help="hardware build id (analysis/data/builds.toml)")
-    c.add_argument("--local-power", choices=["auto", "measured", "anchor", "guide"], default="auto",
-                   help="local running cost from measured rows, the build's speed figure, or the guide's flat figure")
-    c.add_argument("--machine", help="results/<machine> whose rows to use (default: the build's machines)")
-    c.add_argument("--workload", help="workload whose rows to use")
-    c.add_argument("--results-dir", default="results")
-    c.add_argument("--usd-per-kwh", type=float)
-    c.add_argument("--hours-per-day", type=float, help="hours the box is on per day (default: the build's)")
-    c.set_defaults(func=lambda a: __import__("analysis.commands", fromlist=["x"]).cmd_cost(a))
-
-    rp = sub.add_parser("report", help="write results/REPORT.md and its plots from every committed result file")
-    rp.add_argument("--results-dir", default="results")
-    rp.add_argument("--out", default=None, help="report file (default: RESULTS_DIR/REPORT.md)")
-    rp.set_defaults(func=lambda a: __import__("analysis.report", fromlist=["x"]).cmd_report(a))
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _term_to_interrupt)
-    try:
-        return args.func(args)
-    except ShadowbenchError as e:
-        print(f"shadowbench: error: {e}", file=sys.stderr)
-        return e.exit_status
-    except KeyboardInterrupt:
-        print("shadowbench: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    c = sub.add_parser("columns", help="print the result columns (unit, kinds, meaning) as a markdown table")
+    c.set_defaults(func=cmd_columns)

@@ -1,0 +1,89 @@
+"""Kind ``endpoint``: an OpenAI-compatible server (Ollama, vLLM, llama.cpp's server, or llama-cpp-python's server
+spawned on loopback) under a concurrency sweep (``c4``) or at a fixed request rate (``r0.5`` requests/s)."""
+from __future__ import annotations
+
+import re
+
+from ..columns import Column as C
+from ..errors import ConfigError
+from .. import models
+from . import Pricing
+from .schema import ARCH, FIT_KEYS, N_CTX, N_GPU_LAYERS, Key, bool_key, int_key, number_key, str_key, tests_key
+
+NAME = "endpoint"
+BACKEND = "bench.backends.endpoint"
+
+_TEST = re.compile(r"^(?:c(?P<c>[1-9]\d*)|r(?P<r>(?:0|[1-9]\d*)(?:\.\d+)?))$")
+
+
+def parse_test(name: str) -> tuple[int | None, float | None] | None:
+    """``c4`` -> (4, None): 4 requests in flight; ``r0.5`` -> (None, 0.5) requests/s; None if malformed (``c0``,
+    ``r0``, ``r0.0``, ``r00``, ``r.5``)."""
+    m = _TEST.match(name)
+    if not m:
+        return None
+    if m["c"] is not None:
+        return int(m["c"]), None
+    rate = float(m["r"])
+    return (None, rate) if rate > 0 else None
+
+
+KEYS = {
+    "model": Key((str, dict), 'the GGUF model to serve when spawn = true ("bundled:NAME", a path, or '
+                 '{hf_repo, hf_file})', None),
+    "tests": tests_key(parse_test, 'a list of steps like "c1", "c4" (requests in flight, >= 1) or "r0.5" '
+                       '(requests/s, > 0)', ["c1", "c2", "c4", "c8", "c16"]),
+    "base_url": str_key('an OpenAI-compatible base URL like "http://127.0.0.1:11434/v1"', "",
+                        check=lambda v: v == "" or v.startswith(("http://", "https://"))),
+    "spawn": bool_key("true (start llama-cpp-python's server with the model) or false", False),
+    "model_name": str_key("the model name the server knows", "local"),
+    "api_key_env": str_key("the name of an environment variable holding the API key (never written to results)", ""),
+    "tokenizer": str_key("a GGUF file whose tokenizer counts output tokens when the server reports no usage", ""),
+    "prompt_tokens": int_key("an integer >= 1", 500, check=lambda v: v >= 1),
+    "output_tokens": int_key("an integer >= 1", 200, check=lambda v: v >= 1),
+    "requests_per_step": int_key("an integer >= 1", 8, check=lambda v: v >= 1),
+    "timeout_s": number_key("a number of seconds > 0", 120.0, check=lambda v: v > 0),
+    "n_ctx": N_CTX,
+    "n_gpu_layers": N_GPU_LAYERS,
+    "arch": ARCH,
+    **FIT_KEYS,
+}
+
+
+def finish(w: dict, path, where: str, check_models: bool) -> None:
+    if w["spawn"] == bool(w["base_url"]):
+        raise ConfigError(path, f"{where}.base_url", "either base_url or spawn = true (with a model), not both",
+                          w["base_url"] or "<neither>")
+    if w["spawn"] and w["model"] is None:
+        raise ConfigError(path, f"{where}.model", "a GGUF model to serve with spawn = true",
+                          "<nothing: the key is missing>")
+    if w["tokenizer"]:
+        tok = models.parse_ref(w["tokenizer"], path, f"{where}.tokenizer")
+        if check_models:
+            models.check(tok, path, f"{where}.tokenizer")
+        w["tokenizer"] = str(models.resolve(tok)) if check_models else tok.name
+
+
+COLUMNS = [
+    C("concurrency", "metric", int, "requests", "requests in flight (c steps)"),
+    C("request_rate", "metric", float, "requests/s", "arrival rate (r steps)"),
+    C("requests", "metric", int, "requests", "requests sent in the repetition"),
+    C("completed", "metric", int, "requests", "requests answered in full"),
+    C("failed", "metric", int, "requests", "requests that failed", summary=True),
+    C("failures", "metric", str, "", "failures by kind: http_429:2;timeout:1"),
+    C("agg_tokens_per_s", "metric", float, "tokens/s", "output tokens of all requests / the repetition's wall time",
+      summary=True, label="aggregate tokens/s", headline=True),
+    C("ttft_p50_s", "metric", float, "s", "time to first token, median over completed requests"),
+    C("ttft_p95_s", "metric", float, "s", "time to first token, 95th percentile", summary=True),
+    C("ttft_p99_s", "metric", float, "s", "time to first token, 99th percentile"),
+    C("itl_p50_s", "metric", float, "s", "time between streamed chunks, median"),
+    C("itl_p95_s", "metric", float, "s", "time between streamed chunks, 95th percentile"),
+    C("itl_p99_s", "metric", float, "s", "time between streamed chunks, 99th percentile"),
+    C("tpot_s", "metric", float, "s", "time per output token after the first, mean over requests"),
+    C("e2e_p50_s", "metric", float, "s", "request latency, median"),
+    C("e2e_p95_s", "metric", float, "s", "request latency, 95th percentile"),
+    C("token_count_source", "metric", str, "", "usage (the server's report) or tokenizer (re-tokenized text)"),
+]
+SHARES = ("prompt_tokens", "output_tokens", "tg_tokens_per_s", "ttft_s", "j_per_output_token", "n_ctx", "n_gpu_layers")
+
+PRICING = Pricing("llm", "request", lambda row: row["completed"])

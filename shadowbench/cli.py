@@ -1,0 +1,42 @@
+"""``shadowbench``: one parser; ``bench.commands`` and ``analysis.commands`` add their subcommands."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+import analysis.commands
+import bench.commands
+from bench import __version__
+from bench.errors import ShadowbenchError
+
+
+def _term_to_interrupt(signum, frame):  # SIGTERM ends a run like Ctrl-C: completed rows are kept
+    raise KeyboardInterrupt
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="shadowbench", description="Measure local inference (speed, latency, energy) "
+                                "and price it against APIs.")
+    p.add_argument("--version", action="version", version=f"shadowbench {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    bench.commands.register(sub)
+    analysis.commands.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _term_to_interrupt)
+    try:
+        return args.func(args)
+    except ShadowbenchError as e:
+        print(f"shadowbench: error: {e}", file=sys.stderr)
+        return e.exit_status
+    except KeyboardInterrupt:
+        print("shadowbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
