@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..columns import Column as C
+from ..columns import Column as C, ratio
 from ..errors import ConfigError
 from .. import models
 from . import Pricing
@@ -71,6 +71,8 @@ COLUMNS = [
     C("completed", "metric", int, "requests", "requests answered in full"),
     C("failed", "metric", int, "requests", "requests that failed", summary=True),
     C("failures", "metric", str, "", "failures by kind: http_429:2;timeout:1"),
+    C("failure_rate", "metric", float, "", "failed / requests: the share of requests that failed (latency "
+      "percentiles are over completed requests only)", summary=True, derive=ratio("failed", "requests")),
     C("agg_tokens_per_s", "metric", float, "tokens/s", "output tokens of all requests / the repetition's wall time",
       summary=True, label="aggregate tokens/s", headline=True),
     C("ttft_p50_s", "metric", float, "s", "time to first token, median over completed requests"),
