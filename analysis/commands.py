@@ -13,7 +13,10 @@ def register(sub) -> None:
     pr.set_defaults(func=cmd_prices)
 
     c = sub.add_parser("cost", help="API cost vs local running cost and break-even for one workload")
-    c.add_argument("--kind", choices=["llm", "stt", "tts", "image"], default="llm")
+    from bench import kinds
+
+    c.add_argument("--kind", choices=sorted({k.PRICING.price_kind for k in kinds.contracts()}), default="llm",
+                   help="what is priced: llm requests, stt audio minutes, tts characters, images")
     c.add_argument("--requests-per-day", type=float, required=True,
                    help="requests (llm), audio minutes (stt), characters (tts) or images (image) per day")
     c.add_argument("--prompt-tokens", type=int, default=500)
@@ -89,22 +92,21 @@ def _measured_unit(results_dir: Path, build_id: str, machine: str | None, worklo
                    prompt: int, output: int):
     """The local unit of work from the committed rows of the build's machines (or --machine): one workload, the
     named one or else the one with the most rows."""
-    from . import catalog, cost, rows
+    from bench import kinds
+
+    from . import catalog, rows
 
     df, problems = rows.load(results_dir)
     if df.empty:
         return None, problems
-    row_kind = "llm" if kind == "llm" else cost.ROW_KIND[kind]
+    row_kind = kinds.by_price_kind(kind).NAME  # stt -> asr; llm -> llm (in-process rows)
     machines = [machine] if machine else [m for m, b in catalog.machine_builds().items() if b == build_id]
-    sub = df[df["machine"].isin(machines) & (df["kind"] == row_kind)]
-    if workload:
-        sub = sub[sub["workload"] == workload]
-    if sub.empty:
+    g = rows.select(df, machines, row_kind, workload)
+    if g.empty:
         return None, problems
-    g = sub[sub["workload"] == (workload or sub["workload"].value_counts().index[0])]
     if kind == "llm":
-        return cost.llm_unit_from_rows(g, prompt, output), problems
-    return cost.unit_from_rows(g, row_kind), problems
+        return rows.llm_unit(g, prompt, output), problems
+    return rows.priced_unit(g, row_kind), problems
 
 
 def _sweep(n, per_task, unit, b, kwh, days, flat, units, hours) -> None:
@@ -126,6 +128,8 @@ def _sweep(n, per_task, unit, b, kwh, days, flat, units, hours) -> None:
 
 
 def cmd_cost(args) -> int:
+    from bench import kinds
+
     from . import catalog, cost
 
     b = catalog.build(args.build)
@@ -133,7 +137,7 @@ def cmd_cost(args) -> int:
     kwh = args.usd_per_kwh if args.usd_per_kwh is not None else catalog.tariff_usd_per_kwh()
     hours = args.hours_per_day
     n = args.requests_per_day
-    units = {"llm": "requests", "stt": "audio minutes", "tts": "characters", "image": "images"}[args.kind]
+    units = kinds.by_price_kind(args.kind).PRICING.unit + "s"
     print(f"question: {n:g} {units}/day of {args.kind} on {b.label} "
           f"vs API {args.api}; months of {days:g} days; electricity ${kwh:g}/kWh")
     if args.kind == "llm":

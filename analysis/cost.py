@@ -1,12 +1,13 @@
 """The cost model. Local running cost (measured energy through the PSU, the rest of the platform while busy,
 idle power over the hours the box is on) is subtracted from the API spend before dividing the hardware price:
 months = hardware ÷ (API per month − local running cost per month), and "never" when that difference is ≤ 0.
-Token prices are weighted by the actual input and output tokens."""
+Token prices are weighted by the actual input and output tokens.
+
+Pure formulas on numbers and catalog entries: no pandas and no result files (``analysis.rows`` turns rows into a
+``LocalUnit``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import pandas as pd
 
 from .catalog import Build, LLMPrice
 
@@ -115,36 +116,7 @@ def amortization_per_task(b: Build, tasks_per_day: float) -> float | None:
     return b.hardware_usd / (b.lifetime_years * 365 * tasks_per_day)
 
 
-# ------------------------------------------------------------------------------------------- units from rows
-
-
-def llm_unit_from_rows(df: pd.DataFrame, prompt_tokens: int, output_tokens: int) -> LocalUnit:
-    """One request of (prompt, output) tokens from the LLM rows of one machine and workload: the medians of an
-    exactly matching test where there is one, else prompt ÷ pp rate + output ÷ tg rate at the measured power."""
-    df = df[df["kind"] == "llm"]
-    if df.empty:
-        raise LookupError("no LLM rows")
-    from .rows import provenance
-
-    exact = df[(df["prompt_tokens"] == prompt_tokens) & (df["output_tokens"] == output_tokens)]
-    src = ";".join(sorted(set(df["energy_source"])))
-    est = bool(df["estimated"].any())
-    if not exact.empty:
-        energy = exact["energy_j"].median() if exact["energy_j"].notna().any() else None
-        return LocalUnit(seconds=float(exact["wall_s"].median()), device_energy_j=energy, basis="measured",
-                         energy_source=src, estimated=est, rows=provenance(exact))
-    pp = df["pp_tokens_per_s"].dropna()
-    tg = df["tg_tokens_per_s"].dropna()
-    if tg.empty or (prompt_tokens and pp.empty):
-        raise LookupError("rows lack pp or tg throughput")
-    seconds = (prompt_tokens / pp.median() if prompt_tokens else 0.0) + output_tokens / tg.median()
-    with_energy = df[df["energy_j"].notna()]
-    energy = None
-    if not with_energy.empty:
-        power = (with_energy["energy_j"] / with_energy["wall_s"]).median()
-        energy = float(power * seconds)
-    return LocalUnit(seconds=seconds, device_energy_j=energy, basis="measured", energy_source=src, estimated=est,
-                     rows=provenance(df))
+# ------------------------------------------------------------------------------------------- units from catalog
 
 
 def llm_unit_from_anchor(b: Build, output_tokens: int) -> LocalUnit:
@@ -155,27 +127,6 @@ def llm_unit_from_anchor(b: Build, output_tokens: int) -> LocalUnit:
     return LocalUnit(seconds=output_tokens / a["tg_tokens_per_s"], device_energy_j=None, basis="anchor",
                      rows=f"builds.toml {b.id}: {a['model']} at {a['tg_tokens_per_s']} tokens/s ({a['source']}), "
                           f"{b.busy_wall_w:g} W at the wall while busy")
-
-
-# how many catalog price units (audio minutes, characters, images) one repetition of a row did, per row kind
-UNITS_PER_ROW = {"asr": lambda r: r["audio_s"] / 60, "tts": lambda r: r["chars"], "image": lambda r: r["images"]}
-ROW_KIND = {"stt": "asr", "tts": "tts", "image": "image"}  # price catalog kind -> result row kind
-
-
-def unit_from_rows(df: pd.DataFrame, row_kind: str) -> LocalUnit:
-    """Busy seconds and device energy per price unit (audio minute, character, image) from the rows of one machine
-    and workload of that kind: medians over repetitions."""
-    from .rows import provenance
-
-    g = df[df["kind"] == row_kind]
-    if g.empty:
-        raise LookupError(f"no {row_kind} rows")
-    units = g.apply(UNITS_PER_ROW[row_kind], axis=1)
-    energy = (g["energy_j"] / units).median() if g["energy_j"].notna().any() else None
-    return LocalUnit(seconds=float((g["wall_s"] / units).median()),
-                     device_energy_j=None if energy is None else float(energy), basis="measured",
-                     energy_source=";".join(sorted(set(g["energy_source"]))), estimated=bool(g["estimated"].any()),
-                     rows=provenance(g))
 
 
 # ------------------------------------------------------------------------------------------- volume sweep

@@ -1,29 +1,36 @@
-"""`shadowbench report`: results/REPORT.md with tables and PNG plots from every committed result file and the
-dated catalogs. Every figure names the rows or catalog entries it was drawn from; estimated energy is labeled."""
+"""`shadowbench report`: results/REPORT.md and its plots from every committed result file and the dated catalogs.
+
+Each section is computed as data (``render.Section``: text, tables and figure specs) from the rows and catalogs;
+``render`` turns them into markdown and PNGs. Every figure names the rows or catalog entries it was drawn from;
+estimated energy is labeled. The editorial choices (which APIs, builds and volumes) are in
+``analysis/data/report.toml``.
+"""
 from __future__ import annotations
 
+import tomllib
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from bench import columns, kinds
 
-from . import catalog, cost, rows, scenarios  # noqa: E402
+from . import catalog, cost, rows, scenarios
+from .render import BarChart, Bars, Figure, Line, LineChart, Section, Table, figures, markdown, plot
 
-API_COMPARE = ["gpt-4o-mini", "gemini-2.5-flash", "claude-3-5-haiku", "claude-haiku-4-5", "gpt-4.1", "claude-3-5-sonnet"]
-SHAPE = (500, 200)  # the guides' request: 500 prompt + 200 output tokens
-THROUGHPUT = {"llm": [("tg_tokens_per_s", "tg tokens/s"), ("pp_tokens_per_s", "pp tokens/s")],
-              "asr": [("rtf", "RTF (wall ÷ audio)")], "tts": [("chars_per_s", "chars/s")],
-              "image": [("s_per_image", "s/image")]}
+GREEN, ORANGE, PURPLE, RED, BLUE = "#55A868", "#DD8452", "#8172B2", "#C44E52", "#4C72B0"
 
 
-def _md_table(header: list[str], body: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in body]
-    return "\n".join(lines)
+@lru_cache(maxsize=1)
+def choices() -> dict:
+    """The report's editorial choices (analysis/data/report.toml)."""
+    return tomllib.loads((catalog.DATA / "report.toml").read_text())
+
+
+def shape() -> tuple[int, int]:
+    s = choices()["request_shape"]
+    return s["prompt_tokens"], s["output_tokens"]
 
 
 def _g(v, fmt=".4g") -> str:
@@ -36,188 +43,226 @@ def _stat(s: pd.Series) -> tuple[float, float, float, float | None]:
     return s.median(), s.min(), s.max(), cvv
 
 
-def _group_label(machine, workload, test, one_machine: bool = False) -> str:
-    return f"{workload}\n{test}" if one_machine else f"{machine}\n{workload}\n{test}"
+def _workload_label(key: dict, versions: pd.Series) -> str:
+    """The workload's name, with its suite version where the rows hold more than one version of it."""
+    return key["workload"] + (f" (suite v{key['suite_version']})" if versions.nunique() > 1 else "")
 
 
-def measured_section(df: pd.DataFrame, figdir: Path) -> tuple[str, list[str]]:
-    out, figs = ["## Measured on the committed boxes", ""], []
+def _bar_label(key: dict, one_machine: bool) -> str:
+    return f"{key['workload']}\n{key['test']}" if one_machine else f"{key['machine']}\n{key['workload']}\n{key['test']}"
+
+
+# ------------------------------------------------------------------------------------------------ measured
+
+
+def measured_section(df: pd.DataFrame) -> Section:
+    sec = Section("Measured on the committed boxes")
     if df.empty:
-        return "## Measured on the committed boxes\n\nNo result rows yet: run `make bench` and commit the file.\n", []
+        sec.blocks.append("No result rows yet: run `make bench` and commit the file.")
+        return sec
+    in_process = df[df["kind"] != "endpoint"]
     body = []
-    for (m, w, t, k), g in df.groupby(["machine", "workload", "test", "kind"], sort=False):
-        cells = [m, w, t, k, len(g)]
+    for key, g in rows.groups(in_process):
+        versions = in_process[(in_process["machine"] == key["machine"])
+                              & (in_process["workload"] == key["workload"])]["suite_version"]
         thr = []
-        for col, label in THROUGHPUT.get(k, []):
-            if col in g and g[col].notna().any():
-                med, lo, hi, cv = _stat(g[col])
-                thr.append(f"{label} {med:.4g} ({lo:.4g}–{hi:.4g}{', CV ' + format(cv, '.1%') if cv is not None else ''})")
-        cells.append("; ".join(thr))
-        cells.append(_g(g["ttft_s"].median()) if "ttft_s" in g else "")
+        for col in columns.headline(key["kind"]):
+            if col.name in g and g[col.name].notna().any():
+                med, lo, hi, cv = _stat(g[col.name])
+                thr.append(f"{col.title()} {med:.4g} ({lo:.4g}–{hi:.4g}"
+                           f"{', CV ' + format(cv, '.1%') if cv is not None else ''})")
+        cells = [key["machine"], _workload_label(key, versions), key["test"], key["kind"], len(g), "; ".join(thr),
+                 _g(g["ttft_s"].median())]
         if g["energy_j"].notna().any():
             src = "+".join(sorted(set(g["energy_source"])))
-            e = g["energy_j"].median()
             label = " **ESTIMATED**" if g["estimated"].any() else ""
-            cells.append(f"{e:.4g} J ({src}){label}")
-            per_tok = (g["energy_j"] / g["output_tokens"].where(g["output_tokens"] > 0)).median() \
-                if "output_tokens" in g else None
-            cells.append(_g(per_tok))
-            cells.append(_g(g["idle_power_w"].median()) if "idle_power_w" in g else "")
+            cells += [f"{g['energy_j'].median():.4g} J ({src}){label}", _g(g["j_per_output_token"].median()),
+                      _g(g["idle_power_w"].median())]
         else:
             cells += ["not measured", "", ""]
-        runs = ", ".join(sorted(set(Path(f).name for f in g["file"])))
-        cells.append(runs)
+        cells.append(", ".join(sorted(set(Path(f).name for f in g["file"]))))
         body.append(cells)
-    out.append(_md_table(["machine", "workload", "test", "kind", "n", "throughput: median (min–max, CV)", "TTFT s",
-                          "energy per repetition (median)", "J per output token", "idle W", "rows from"], body))
-    out.append("")
+    sec.blocks.append(Table(["machine", "workload", "test", "kind", "n", "throughput: median (min–max, CV)",
+                             "TTFT s", "energy per repetition (median)", "J per output token", "idle W",
+                             "rows from"], body))
 
-    # figure: LLM throughput per machine/workload/test
     llm = df[df["kind"] == "llm"]
     if not llm.empty:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-        for ax, (col, label) in zip(axes, THROUGHPUT["llm"]):
-            sub = llm[llm[col].notna()]
-            groups = list(sub.groupby(["machine", "workload", "test"], sort=False))
-            meds = [g[col].median() for _, g in groups]
-            lo = [m - g[col].min() for m, (_, g) in zip(meds, groups)]
-            hi = [g[col].max() - m for m, (_, g) in zip(meds, groups)]
-            ax.bar(range(len(groups)), meds, yerr=[lo, hi], capsize=4, color="#4C72B0")
-            one = llm["machine"].nunique() == 1
-            ax.set_xticks(range(len(groups)), [_group_label(*k, one) for k, _ in groups], fontsize=7)
-            ax.set_ylabel(label)
-            ax.set_title(f"{label}: median, bars min–max")
-        fig.suptitle("LLM throughput per box, workload and test"
-                     + (f" ({llm['machine'].iloc[0]})" if llm["machine"].nunique() == 1 else ""))
-        fig.tight_layout()
-        fig.savefig(figdir / "throughput.png", dpi=110)
-        plt.close(fig)
-        figs.append("throughput.png")
-        out += ["![LLM throughput](figures/throughput.png)", "",
-                f"*Figure: LLM throughput. Rows: {rows.provenance(llm)}.*", ""]
+        one = llm["machine"].nunique() == 1
+        panels = []
+        for col in columns.headline("llm"):
+            sub = llm[llm[col.name].notna()]
+            gs = list(rows.groups(sub))
+            meds = [g[col.name].median() for _, g in gs]
+            panels.append(BarChart(
+                labels=[_bar_label(k, one) for k, _ in gs], ylabel=col.title(),
+                title=f"{col.title()}: median, bars min–max",
+                series=[Bars(meds, BLUE, yerr=([m - g[col.name].min() for m, (_, g) in zip(meds, gs)],
+                                               [g[col.name].max() - m for m, (_, g) in zip(meds, gs)]))]))
+        sec.blocks.append(Figure(
+            "throughput.png", "LLM throughput", f"LLM throughput. Rows: {rows.provenance(llm)}.", panels,
+            suptitle="LLM throughput per box, workload and test" + (f" ({llm['machine'].iloc[0]})" if one else ""),
+            size=(11, 4.2)))
 
-    # figure: energy per repetition, estimated hatched
-    with_e = df[df["energy_j"].notna()]
+    with_e = in_process[in_process["energy_j"].notna()]
     if not with_e.empty:
-        groups = list(with_e.groupby(["machine", "workload", "test"], sort=False))
-        fig, ax = plt.subplots(figsize=(9, 5))
-        for i, (k, g) in enumerate(groups):
-            est = bool(g["estimated"].any())
-            ax.bar(i, g["energy_j"].median(), color="#DD8452" if est else "#55A868", hatch="//" if est else None,
-                   edgecolor="black", label="estimated (not measured)" if est else "measured")
-        handles, labels = ax.get_legend_handles_labels()
-        uniq = dict(zip(labels, handles))
-        ax.legend(uniq.values(), uniq.keys())
+        gs = list(rows.groups(with_e))
         one = with_e["machine"].nunique() == 1
-        ax.set_xticks(range(len(groups)), [_group_label(*k, one) for k, _ in groups], fontsize=7, rotation=25,
-                      ha="right")
-        ax.set_yscale("log")
-        ax.set_ylabel("J per repetition (median, gross, log)")
-        ax.set_title("Energy per task" + (" — ESTIMATED from CPU time" if with_e["estimated"].all() else "")
-                     + (f"\n{with_e['machine'].iloc[0]}" if one else ""))
-        fig.tight_layout()
-        fig.savefig(figdir / "energy.png", dpi=110)
-        plt.close(fig)
-        figs.append("energy.png")
-        notes = sorted(set(n for n in with_e.get("energy_note", pd.Series(dtype=str)).dropna() if n))
-        out += ["![Energy per task](figures/energy.png)", "",
-                f"*Figure: energy per repetition (gross, before idle subtraction). Rows: {rows.provenance(with_e)}."
-                + (f" Estimate basis: {'; '.join(notes)}." if notes else "") + "*", ""]
-    return "\n".join(out), figs
+        est = [bool(g["estimated"].any()) for _, g in gs]
+        legend = [(lab, col, h) for lab, col, h, present in (
+            ("measured", GREEN, None, not all(est)), ("estimated (not measured)", ORANGE, "//", any(est))) if present]
+        chart = BarChart(
+            labels=[_bar_label(k, one) for k, _ in gs], ylabel="J per repetition (median, gross, log)", log=True,
+            rotate=25, legend=legend,
+            title="Energy per task" + (" — ESTIMATED from CPU time" if all(est) else "")
+                  + (f"\n{with_e['machine'].iloc[0]}" if one else ""),
+            series=[Bars([g["energy_j"].median() for _, g in gs], [ORANGE if e else GREEN for e in est],
+                         hatches=["//" if e else None for e in est])])
+        notes = sorted(set(n for n in with_e["energy_note"].dropna() if n))
+        sec.blocks.append(Figure(
+            "energy.png", "Energy per task",
+            f"energy per repetition (gross, before idle subtraction). Rows: {rows.provenance(with_e)}."
+            + (f" Estimate basis: {'; '.join(notes)}." if notes else ""), [chart]))
+    return sec
 
 
-def cost_per_request_section(df: pd.DataFrame, figdir: Path) -> str:
-    p, o = SHAPE
+# ------------------------------------------------------------------------------------------------- serving
+
+
+def serving_section(df: pd.DataFrame) -> Section | None:
+    """Endpoint rows: throughput, latency percentiles and energy per output token per concurrency or rate step."""
+    ep = df[df["kind"] == "endpoint"] if not df.empty else df
+    if ep.empty:
+        return None
+    sec = Section("Serving: an OpenAI-compatible server under load")
+    sec.blocks.append(
+        "One row per step (`cN`: N requests in flight; `rX`: X requests/s), medians over the repetitions. Latency "
+        "percentiles are over completed requests; the failure rate is beside them. Per-request tokens/s is what one "
+        "client sees (1 / time per output token); aggregate tokens/s is all requests' output over the step's wall "
+        "time. Energy covers the server's process too where the harness spawned it.")
+    body = []
+    curves = []
+    for (m, w), mw in ep.groupby(["machine", "workload"], sort=False):
+        xs, agg, jpt = [], [], []
+        for key, g in rows.groups(mw):
+            med = lambda c: g[c].median()  # noqa: E731
+            est = " **ESTIMATED**" if g["estimated"].any() else ""
+            body.append([m, w, key["test"], len(g), f"{int(g['completed'].sum())}/{int(g['requests'].sum())}",
+                         _g(med("failure_rate"), ".1%"), _g(med("agg_tokens_per_s")), _g(med("tg_tokens_per_s")),
+                         " / ".join(_g(med(f"ttft_p{q}_s"), ".3g") for q in (50, 95, 99)),
+                         " / ".join(_g(med(f"itl_p{q}_s"), ".3g") for q in (50, 95, 99)),
+                         " / ".join(_g(med(f"e2e_p{q}_s"), ".3g") for q in (50, 95)),
+                         (_g(med("j_per_output_token")) + est) if g["j_per_output_token"].notna().any() else "",
+                         ";".join(sorted(set(g["token_count_source"].dropna()))),
+                         ", ".join(sorted(set(Path(f).name for f in g["file"])))])
+            if g["concurrency"].notna().any():
+                xs.append(float(g["concurrency"].iloc[0]))
+                agg.append(med("agg_tokens_per_s"))
+                jpt.append(med("j_per_output_token"))
+        if len(xs) > 1:
+            curves.append((f"{m} / {w}" + (" (ESTIMATED energy)" if mw["estimated"].any() else ""), xs, agg, jpt))
+    sec.blocks.append(Table(["machine", "workload", "step", "n", "completed", "failure rate", "aggregate tokens/s",
+                             "per-request tokens/s", "TTFT p50 / p95 / p99 s", "ITL p50 / p95 / p99 s",
+                             "latency p50 / p95 s", "J per output token", "token counts", "rows from"], body))
+    if curves:
+        sec.blocks.append(Figure(
+            "serving.png", "Throughput and energy per token vs concurrency",
+            f"aggregate output tokens/s and energy per output token against requests in flight (medians). Rows: "
+            f"{rows.provenance(ep)}.",
+            [LineChart([Line(lab, x, a, marker="o") for lab, x, a, _ in curves], "requests in flight",
+                       "aggregate output tokens/s", "Throughput vs concurrency", logx=True),
+             LineChart([Line(lab, x, j, marker="o") for lab, x, _, j in curves], "requests in flight",
+                       "J per output token", "Energy per token vs concurrency", logx=True)],
+            size=(11, 4.2)))
+    return sec
+
+
+# ---------------------------------------------------------------------------------------------------- costs
+
+
+def cost_per_request_section(df: pd.DataFrame) -> Section:
+    p, o = shape()
     kwh = catalog.tariff_usd_per_kwh()
-    out = [f"## Dollars per 1,000 requests of {p}+{o} tokens", "",
-           f"Local: running cost only (energy at ${kwh:g}/kWh through the PSU, plus the rest of the platform while "
-           "busy), no hardware amortization; API: token-weighted list prices.", ""]
-    entries = []  # (label, usd per 1k, kind, source)
+    sec = Section(f"Dollars per 1,000 requests of {p}+{o} tokens", [
+        f"Local: running cost only (energy at ${kwh:g}/kWh through the PSU, plus the rest of the platform while "
+        "busy), no hardware amortization; API: token-weighted list prices."])
+    entries = []  # (label, usd per 1k, basis, source)
     mb = catalog.machine_builds()
     llm = df[df["kind"] == "llm"] if not df.empty else df
     for (m, w), g in (llm.groupby(["machine", "workload"]) if not llm.empty else []):
+        g = g[g["suite_version"] == g["suite_version"].max()]
         try:
-            unit = cost.llm_unit_from_rows(g, p, o)
+            unit = rows.llm_unit(g, p, o)
         except LookupError:
             continue
         b = catalog.build(mb[m]) if m in mb else None
         if unit.device_energy_j is None or b is None:
             continue
         usd = cost.wall_energy_j(unit, b) / cost.J_PER_KWH * kwh * 1000
-        est = "\n(ESTIMATED energy)" if unit.estimated else ""
-        entries.append((f"{m}\n{w}{est}", usd, "measured", unit.rows))
-    for bid in ("rtx3090", "rtx4060ti"):
+        entries.append((f"{m}\n{w}" + ("\n(ESTIMATED energy)" if unit.estimated else ""), usd, "measured", unit.rows))
+    for bid in choices()["anchor_builds"]:
         b = catalog.build(bid)
         unit = cost.llm_unit_from_anchor(b, o)
         usd = cost.wall_energy_j(unit, b) / cost.J_PER_KWH * kwh * 1000
         entries.append((f"{bid}\n{b.anchor_llm['model']}\n(catalog speed)", usd, "anchor", unit.rows))
-    for mid in API_COMPARE:
+    for mid in choices()["llm_apis"]:
         price = catalog.llm_price(mid)
         entries.append((f"API\n{mid}", price.request_usd(p, o) * 1000, "api", f"{price.source}"))
-    out.append(_md_table(["what", "$ per 1,000 requests", "basis", "from"],
-                         [[e[0].replace("\n", " "), f"{e[1]:.4f}", e[2], e[3]] for e in entries]))
-    fig, ax = plt.subplots(figsize=(10, 5.5))
-    colors = {"measured": "#55A868", "anchor": "#8172B2", "api": "#C44E52"}
-    ax.bar(range(len(entries)), [e[1] for e in entries], color=[colors[e[2]] for e in entries])
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(entries)), [e[0] for e in entries], fontsize=6, rotation=30, ha="right")
-    ax.set_ylabel("$ per 1,000 requests (log)")
-    ax.set_title(f"Local running cost vs API price, {p}+{o}-token requests")
-    fig.tight_layout()
-    fig.savefig(figdir / "usd_per_1k_requests.png", dpi=110)
-    plt.close(fig)
-    out += ["", "![Dollars per 1,000 requests](figures/usd_per_1k_requests.png)", "",
-            "*Figure: $ per 1,000 requests. Green: measured rows (named in the table); purple: builds.toml speed and "
-            "wall-power figures; red: API list prices (genai-prices snapshot). A 135M-parameter model is not a "
-            "substitute for these APIs in quality: the CPU row shows what this box's measured energy costs.*", ""]
-    return "\n".join(out)
+    sec.blocks.append(Table(["what", "$ per 1,000 requests", "basis", "from"],
+                            [[e[0].replace("\n", " "), f"{e[1]:.4f}", e[2], e[3]] for e in entries]))
+    colors = {"measured": GREEN, "anchor": PURPLE, "api": RED}
+    sec.blocks.append(Figure(
+        "usd_per_1k_requests.png", "Dollars per 1,000 requests",
+        "$ per 1,000 requests. Green: measured rows (named in the table); purple: builds.toml speed and "
+        "wall-power figures; red: API list prices (genai-prices snapshot). A 135M-parameter model is not a "
+        "substitute for these APIs in quality: the CPU row shows what this box's measured energy costs.",
+        [BarChart([e[0] for e in entries], [Bars([e[1] for e in entries], [colors[e[2]] for e in entries])],
+                  "$ per 1,000 requests (log)", f"Local running cost vs API price, {p}+{o}-token requests", log=True,
+                  label_size=6, rotate=30)], size=(10, 5.5)))
+    return sec
 
 
-UNIT_KINDS = {  # row kind -> (price catalog kind, unit label, catalog units per label unit, API ids to compare)
-    "asr": ("stt", "audio minute", 1, ["whisper-1", "gpt-4o-mini-transcribe", "deepgram-nova-3",
-                                        "assemblyai-universal"]),
-    "tts": ("tts", "1M characters", 1e6, ["tts-1", "tts-1-hd", "google-tts-standard", "elevenlabs-multilingual-v2"]),
-    "image": ("image", "image", 1, ["dall-e-2", "dall-e-3", "gpt-image-1-medium", "replicate-flux-schnell"]),
-}
-
-
-def unit_cost_section(df: pd.DataFrame) -> str:
+def unit_cost_section(df: pd.DataFrame) -> Section:
     """Speech, voice and images: the measured running cost per unit beside the API prices of that unit."""
     kwh = catalog.tariff_usd_per_kwh()
     mb = catalog.machine_builds()
-    out = ["## Dollars per audio minute, per 1M characters, per image", "",
-           f"Local: energy per unit from the rows at ${kwh:g}/kWh through the PSU plus the rest of the platform while "
-           "busy (running cost only); API: list prices from `analysis/data/prices.toml`.", ""]
+    sec = Section("Dollars per audio minute, per 1M characters, per image", [
+        f"Local: energy per unit from the rows at ${kwh:g}/kWh through the PSU plus the rest of the platform while "
+        "busy (running cost only); API: list prices from `analysis/data/prices.toml`."])
     body = []
-    for kind, (pkind, unit, scale, api_ids) in UNIT_KINDS.items():
+    for contract in kinds.contracts():
+        pricing = contract.PRICING
+        if pricing is None or pricing.price_kind not in choices()["unit_apis"]:
+            continue
+        kind, scale, unit = contract.NAME, pricing.display_scale, pricing.display
         sub = df[(df["kind"] == kind) & df["energy_j"].notna()] if not df.empty else df
         for (m, w), g in (sub.groupby(["machine", "workload"]) if not sub.empty else []):
-            u = cost.unit_from_rows(g, kind)
+            g = g[g["suite_version"] == g["suite_version"].max()]
+            u = rows.priced_unit(g, kind)
             j_per_unit, s_per_unit = u.device_energy_j * scale, u.seconds * scale
             b = catalog.build(mb[m]) if m in mb else None
             wall_j = cost.wall_energy_j(u, b) * scale if b else j_per_unit
             label = []
             if g["estimated"].any():
                 label.append("ESTIMATED energy")
-            if "weights" in g and (g["weights"] == "synthetic").any():
+            if (g["weights"] == "synthetic").any():
                 label.append("synthetic weights")
             body.append([f"{m} / {w}" + (f" ({', '.join(label)})" if label else ""), unit,
                          f"${wall_j / cost.J_PER_KWH * kwh:.3g}", f"{j_per_unit:.4g} J, {s_per_unit:.3g} s",
                          rows.provenance(g)])
-        for pid in api_ids:
-            p = catalog.unit_price(pkind, pid)
-            per = p.usd_per_unit * scale
-            body.append([f"API {pid}", unit, f"${per:.3g}", "", f"prices.toml {pid}: {p.source}, as of {p.as_of}"])
-    out.append(_md_table(["what", "per", "$ per unit", "device energy and busy time per unit", "from"], body))
-    out.append("")
-    return "\n".join(out)
+        for pid in choices()["unit_apis"][pricing.price_kind]:
+            p = catalog.unit_price(pricing.price_kind, pid)
+            body.append([f"API {pid}", unit, f"${p.usd_per_unit * scale:.3g}", "",
+                         f"prices.toml {pid}: {p.source}, as of {p.as_of}"])
+    sec.blocks.append(Table(["what", "per", "$ per unit", "device energy and busy time per unit", "from"], body))
+    return sec
 
 
-def scenarios_section(figdir: Path) -> str:
-    out = ["## The guides' break-even examples and case studies", "",
-           "shadowbench: months = hardware ÷ (API per month − local running cost per month), *never* when the box "
-           "costs at least as much to run; token prices weighted by input and output tokens; months of 30 days. "
-           "`hardware ÷ API` is the guides' own formula, shown to separate the two errors.", ""]
+def scenarios_section() -> Section:
+    sec = Section("The guides' break-even examples and case studies", [
+        "shadowbench: months = hardware ÷ (API per month − local running cost per month), *never* when the box "
+        "costs at least as much to run; token prices weighted by input and output tokens; months of 30 days. "
+        "`hardware ÷ API` is the guides' own formula, shown to separate the two errors."])
     body = []
     for f in scenarios.all_breakeven_files():
         for r in scenarios.compute(f):
@@ -227,54 +272,50 @@ def scenarios_section(figdir: Path) -> str:
                          f"${r.local.total_usd:,.2f} ({r.local.basis})", f"**{cost.fmt_months(r.breakeven)}**",
                          cost.fmt_months(r.guide_style_breakeven), r.guide.get("breakeven", ""),
                          r.guide.get("note", "") or "; ".join(r.notes), f"`analysis/scenarios/{f.name}`"])
-    out.append(_md_table(["scenario", "case", "API / month", "guide's API / month", "local running / month",
-                          "break-even (shadowbench)", "hardware ÷ API", "guide says", "why they differ", "from"],
-                         body))
-    # cumulative cost plot: Haiku at 2,000 requests/day vs the RTX 4060 Ti box
-    b = catalog.build("rtx4060ti")
-    price = catalog.llm_price("claude-3-5-haiku")
-    api_m = cost.api_llm_monthly(price, 2000, *SHAPE)
-    modeled = cost.local_monthly(cost.llm_unit_from_anchor(b, SHAPE[1]), 2000, b, catalog.tariff_usd_per_kwh())
-    months = list(range(0, 25))
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(months, [api_m * m for m in months], label=f"API claude-3-5-haiku (${api_m:.0f}/month)", color="#C44E52")
+    sec.blocks.append(Table(["scenario", "case", "API / month", "guide's API / month", "local running / month",
+                             "break-even (shadowbench)", "hardware ÷ API", "guide says", "why they differ", "from"],
+                            body))
+    c = choices()["cumulative"]
+    b = catalog.build(c["build"])
+    price = catalog.llm_price(c["api"])
+    n = c["requests_per_day"]
+    api_m = cost.api_llm_monthly(price, n, *shape())
+    modeled = cost.local_monthly(cost.llm_unit_from_anchor(b, shape()[1]), n, b, catalog.tariff_usd_per_kwh())
+    months = list(range(0, c["months"] + 1))
+    lines = [Line(f"API {price.id} (${api_m:.0f}/month)", months, [api_m * m for m in months], color=RED)]
+    marks = []
     for lm, lab, style in ((b.guide_power_usd_per_month, "guide's flat power", "--"),
                            (modeled.total_usd, "modeled power (catalog speed, idle)", "-")):
-        ax.plot(months, [b.hardware_usd + lm * m for m in months], style, color="#4C72B0",
-                label=f"{b.id}: ${b.hardware_usd:.0f} + ${lm:.2f}/month ({lab})")
+        lines.append(Line(f"{b.id}: ${b.hardware_usd:.0f} + ${lm:.2f}/month ({lab})", months,
+                          [b.hardware_usd + lm * m for m in months], style, BLUE))
         be = cost.breakeven_months(b.hardware_usd, api_m, lm)
         if be is not None and be <= months[-1]:
-            ax.axvline(be, color="gray", lw=0.8, ls=":")
-            ax.annotate(f"{be:.1f} months", (be, b.hardware_usd + lm * be), textcoords="offset points",
-                        xytext=(5, -15), fontsize=8)
+            marks.append((be, b.hardware_usd + lm * be, f"{be:.1f} months"))
     guide_be = cost.guide_breakeven_months(b.hardware_usd, api_m)
-    sweep = volume_sweep(price)
-    ax.set_xlabel("months")
-    ax.set_ylabel("cumulative $")
-    ax.set_title("2,000 requests/day of 500+200 tokens: cumulative cost")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(figdir / "cumulative_cost.png", dpi=110)
-    plt.close(fig)
-    out += ["", "![Cumulative cost](figures/cumulative_cost.png)", "",
-            f"*Figure: cumulative cost at 2,000 requests/day. Catalog entries: genai-prices "
-            f"{catalog.genai_prices_version()} claude-3-5-haiku (${price.usd_per_mtok_in:g}/${price.usd_per_mtok_out:g} "
-            f"per 1M); builds.toml {b.id} (${b.hardware_usd:.0f}, guide power ${b.guide_power_usd_per_month}/month, "
-            f"{b.anchor_llm['tg_tokens_per_s']} tokens/s, {b.busy_wall_w:g} W busy, {b.idle_wall_w:g} W idle). "
-            f"The guide's formula (hardware ÷ API, ${api_m:.0f}/month) gives {guide_be:.1f} months; the guide printed "
-            f"~7 months from a $100/month API figure that averages input and output prices.*", "", sweep]
-    return "\n".join(out)
+    p, o = shape()
+    sec.blocks.append(Figure(
+        "cumulative_cost.png", "Cumulative cost",
+        f"cumulative cost at {n:,} requests/day. Catalog entries: genai-prices {catalog.genai_prices_version()} "
+        f"{price.id} (${price.usd_per_mtok_in:g}/${price.usd_per_mtok_out:g} per 1M); builds.toml {b.id} "
+        f"(${b.hardware_usd:.0f}, guide power ${b.guide_power_usd_per_month}/month, "
+        f"{b.anchor_llm['tg_tokens_per_s']} tokens/s, {b.busy_wall_w:g} W busy, {b.idle_wall_w:g} W idle). "
+        f"The guide's formula (hardware ÷ API, ${api_m:.0f}/month) gives {guide_be:.1f} months; {c['guide_quote']}.",
+        [LineChart(lines, "months", "cumulative $", f"{n:,} requests/day of {p}+{o} tokens: cumulative cost",
+                   marks=marks)], size=(8, 4.5)))
+    return sec
 
 
-def volume_sweep(price) -> str:
+def volume_sweep_section() -> Section:
     """Break-even over daily volume for the guides' request shape, and the crossover volumes, per guide build."""
+    c = choices()["volume_sweep"]
     kwh = catalog.tariff_usd_per_kwh()
-    per_task = price.request_usd(*SHAPE)
-    volumes = [50, 100, 250, 500, 1000, 2000, 5000]
+    price = catalog.llm_price(c["api"])
+    per_task = price.request_usd(*shape())
+    volumes = c["requests_per_day"]
     body = []
-    for bid in ("rtx4060ti", "rtx3090"):
+    for bid in c["builds"]:
         b = catalog.build(bid)
-        unit = cost.llm_unit_from_anchor(b, SHAPE[1])
+        unit = cost.llm_unit_from_anchor(b, shape()[1])
         for label, u, flat in (("modeled", unit, None), ("guide's flat power", None, b.guide_power_usd_per_month)):
             cells = [f"{bid} ({label})"]
             for v in volumes:
@@ -284,69 +325,78 @@ def volume_sweep(price) -> str:
             cells.append(cost.fmt_volume(cost.crossover_volume(per_task, u, b, kwh, flat_local_monthly=flat,
                                                                within_months=b.lifetime_years * 12)))
             body.append(cells)
-    return "\n".join([
-        f"### Break-even by volume: {price.id}, {SHAPE[0]}+{SHAPE[1]}-token requests", "",
-        _md_table(["build"] + [f"{v:,}/day" for v in volumes]
-                  + ["runs cheaper than the API from (requests/day)", "pays back within its life from"], body), "",
-        f"*Modeled: builds.toml speed, busy and idle wall watts over {catalog.build('rtx4060ti').hours_per_day:g} "
+    p, o = shape()
+    first = catalog.build(c["builds"][0])
+    return Section(f"Break-even by volume: {price.id}, {p}+{o}-token requests", [
+        Table(["build"] + [f"{v:,}/day" for v in volumes]
+              + ["runs cheaper than the API from (requests/day)", "pays back within its life from"], body),
+        f"*Modeled: builds.toml speed, busy and idle wall watts over {first.hours_per_day:g} "
         f"hours on per day at ${kwh:g}/kWh; guide's flat power: the guides' monthly figure. Life: the builds' "
-        f"lifetime (4 years). Catalog: genai-prices {catalog.genai_prices_version()} {price.id}.*", ""])
+        f"lifetime ({first.lifetime_years:g} years). Catalog: genai-prices {catalog.genai_prices_version()} "
+        f"{price.id}.*"], level=3)
 
 
-def routing_section(figdir: Path) -> str:
-    path = scenarios.SCENARIOS / "routing-homelab.toml"
+def routing_section() -> Section:
+    c = choices()["routing"]
+    path = scenarios.SCENARIOS / c["scenario"]
     r = scenarios.routing(path)
-    out = ["## Hybrid routing", "", f"{r.title}, {r.requests_per_day:,.0f} requests/day "
-           f"(`analysis/scenarios/{path.name}`; {r.source}).", ""]
-    out.append(_md_table(["route", "requests/day", "to", "local/day", "overflow to API/day", "basis"],
-                         [[x["route"], f"{x['requests_per_day']:,.0f}", x["to"], f"{x['local_per_day']:,.0f}",
-                           f"{x['overflow_per_day']:,.0f}", x["basis"]] for x in r.rows]))
-    out += ["", f"All-API: **${r.all_api_monthly:,.2f}/month**. Hybrid: API ${r.hybrid_api_monthly:,.2f} + local "
-            f"running ${r.hybrid_local_monthly:,.2f} = **${r.hybrid_monthly:,.2f}/month**, "
-            f"saving **{r.savings:.0%}** (the guide claims 60–80% of API spend). Hardware "
-            f"${r.build.hardware_usd:,.0f} pays back in "
-            f"{cost.fmt_months(cost.breakeven_months(r.build.hardware_usd, r.all_api_monthly, r.hybrid_monthly))}.", ""]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.bar(["all API"], [r.all_api_monthly], color="#C44E52")
-    ax.bar(["hybrid"], [r.hybrid_api_monthly], color="#C44E52", label="API")
-    ax.bar(["hybrid"], [r.hybrid_local_monthly], bottom=[r.hybrid_api_monthly], color="#4C72B0",
-           label="local running cost")
-    ax.set_ylabel("$ per month")
-    ax.set_title(f"Hybrid routing saves {r.savings:.0%}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(figdir / "routing.png", dpi=110)
-    plt.close(fig)
-    out += ["![Hybrid routing](figures/routing.png)", "",
-            f"*Figure: monthly cost, all-API vs hybrid. Catalog entries: genai-prices {catalog.genai_prices_version()}"
-            f" claude-haiku-4-5; builds.toml {r.build.id} speed and power figures; the route shares in the scenario "
-            "file.*", ""]
-    return "\n".join(out)
+    rows_ = [[x["route"], f"{x['requests_per_day']:,.0f}", x["to"], f"{x['local_per_day']:,.0f}",
+              f"{x['overflow_per_day']:,.0f}", x["basis"]] for x in r.rows]
+    payback = cost.fmt_months(cost.breakeven_months(r.build.hardware_usd, r.all_api_monthly, r.hybrid_monthly))
+    return Section("Hybrid routing", [
+        f"{r.title}, {r.requests_per_day:,.0f} requests/day (`analysis/scenarios/{path.name}`; {r.source}).",
+        Table(["route", "requests/day", "to", "local/day", "overflow to API/day", "basis"], rows_),
+        f"All-API: **${r.all_api_monthly:,.2f}/month**. Hybrid: API ${r.hybrid_api_monthly:,.2f} + local "
+        f"running ${r.hybrid_local_monthly:,.2f} = **${r.hybrid_monthly:,.2f}/month**, saving **{r.savings:.0%}** "
+        f"({c['guide_claim']}). Hardware ${r.build.hardware_usd:,.0f} pays back in {payback}.",
+        Figure("routing.png", "Hybrid routing",
+               f"monthly cost, all-API vs hybrid. Catalog entries: genai-prices {catalog.genai_prices_version()} "
+               f"{r.all_api_id}; builds.toml {r.build.id} speed and power "
+               "figures; the route shares in the scenario file.",
+               [BarChart(["all API", "hybrid"],
+                         [Bars([r.all_api_monthly, r.hybrid_api_monthly], RED, label="API"),
+                          Bars([0, r.hybrid_local_monthly], BLUE, label="local running cost",
+                               bottom=[0, r.hybrid_api_monthly])],
+                         "$ per month", f"Hybrid routing saves {r.savings:.0%}", label_size=10)], size=(6, 4))])
 
 
-def write_report(results_dir: Path, out: Path | None = None) -> tuple[Path, list[str]]:
-    results_dir = Path(results_dir)
-    out = Path(out) if out else results_dir / "REPORT.md"
-    figdir = out.parent / "figures"
-    figdir.mkdir(parents=True, exist_ok=True)
-    df, problems = rows.load(results_dir)
+# ----------------------------------------------------------------------------------------------------- whole
+
+
+def sections(df: pd.DataFrame) -> list[Section]:
+    out = [measured_section(df), serving_section(df), cost_per_request_section(df), unit_cost_section(df),
+           scenarios_section(), volume_sweep_section(), routing_section()]
+    return [s for s in out if s is not None]
+
+
+def head(df: pd.DataFrame, results_dir: Path) -> list[str]:
     prices_dates = sorted({p.as_of for k in ("stt", "tts", "image") for p in catalog.unit_prices(k).values()})
-    head = [
+    out = [
         "# shadowbench report", "",
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `shadowbench report` from "
-        f"{df['file'].nunique() if not df.empty else 0} result files ({len(df)} rows) under `{results_dir}`.", "",
+        f"{df['file'].nunique() if not df.empty else 0} result files ({len(df)} rows) under `{results_dir.name}`.", "",
         f"Prices: LLM tokens from genai-prices {catalog.genai_prices_version()} (bundled data snapshot); "
         f"speech, voice and image prices from `analysis/data/prices.toml`, dated {', '.join(prices_dates)} "
         "(see `shadowbench prices`); the guides' rows as printed. Electricity "
         f"${catalog.tariff_usd_per_kwh():g}/kWh. Builds and their assumptions: `analysis/data/builds.toml`.", ""]
     if not df.empty and df["estimated"].any():
-        head += ["> **Estimated energy.** Some rows carry `energy_source=estimated`: no energy counter was readable "
-                 "on that box, so energy is CPU time × watts per busy thread (see each row's `energy_note`). Such "
-                 "figures are labeled ESTIMATED wherever they appear and are not measurements.", ""]
-    body, figs = measured_section(df, figdir)
-    parts = head + [body, cost_per_request_section(df, figdir), unit_cost_section(df), scenarios_section(figdir),
-                    routing_section(figdir)]
+        out += ["> **Estimated energy.** Some rows carry `energy_source=estimated`: no energy counter was readable "
+                "on that box, so energy is CPU time × watts per busy thread (see each row's `energy_note`). Such "
+                "figures are labeled ESTIMATED wherever they appear and are not measurements.", ""]
+    return out
+
+
+def write_report(results_dir: Path, out: Path | None = None, plots: bool = True) -> tuple[Path, list[str]]:
+    results_dir = Path(results_dir)
+    out = Path(out) if out else results_dir / "REPORT.md"
+    df, problems = rows.load(results_dir)
+    secs = sections(df)
     if problems:
-        parts += ["## Result files left out", ""] + [f"- {p}" for p in problems] + [""]
-    out.write_text("\n".join(parts) + "\n")
+        secs.append(Section("Result files left out", ["\n".join(f"- {p}" for p in problems)]))
+    out.write_text(markdown(secs, head(df, results_dir)))
+    if plots:
+        figdir = out.parent / "figures"
+        figdir.mkdir(parents=True, exist_ok=True)
+        for f in figures(secs):
+            plot(f, figdir)
     return out, problems

@@ -1,17 +1,24 @@
-"""Committed result rows as a pandas DataFrame. A broken file (missing column, unknown schema version, corrupt
-line) is reported with its file and line and left out; the other files are still used."""
+"""Committed result rows: reading them (typed from the column registry), selecting comparable groups, turning them
+into a unit of local work, and naming them in captions. A broken file (missing column, unknown schema version,
+corrupt line) is reported with its file and line and left out; the other files are still used.
+
+Rows are comparable only within one machine, suite, suite version, workload, test, kind and model file
+(``COMPARABLE``): a workload redefined under the same name (a new suite version) or a model file swapped under the
+same reference never mixes with the old rows.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
 
+from bench import columns, kinds
 from bench.errors import ConfigError
 from bench.results import read_rows
 
-NUMERIC = ["wall_s", "energy_j", "gpu_energy_j", "cpu_energy_j", "idle_power_w", "net_energy_j", "avg_power_w",
-           "peak_power_w", "prompt_tokens", "output_tokens", "pp_tokens_per_s", "tg_tokens_per_s", "ttft_s",
-           "repetition", "audio_s", "rtf", "chars", "chars_per_s", "images", "s_per_image", "it_per_s", "wer"]
+from .cost import LocalUnit
+
+COMPARABLE = ["machine", "suite", "suite_version", "workload", "test", "kind", "model_sha256"]
 
 
 def result_files(results_dir: Path) -> list[Path]:
@@ -19,6 +26,9 @@ def result_files(results_dir: Path) -> list[Path]:
 
 
 def load(results_dir: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Every readable row under ``results_dir``, numeric columns as numbers (empty = NaN, never 0), with ``file``
+    (the path from the results folder's own name: results/<machine>/<file>.csv) and ``estimated``."""
+    results_dir = Path(results_dir)
     frames, problems = [], []
     for path in result_files(results_dir):
         try:
@@ -29,21 +39,84 @@ def load(results_dir: Path) -> tuple[pd.DataFrame, list[str]]:
         if not rows:
             continue
         df = pd.DataFrame(rows)
-        df["file"] = str(path)
+        df["file"] = str(Path(results_dir.name) / path.relative_to(results_dir))
         frames.append(df)
     if not frames:
         return pd.DataFrame(), problems
     df = pd.concat(frames, ignore_index=True)
-    for c in NUMERIC:
+    for c in columns.numeric():
         if c in df.columns:
             df[c] = pd.to_numeric(df[c].replace("", None), errors="coerce")
     df["estimated"] = df["energy_source"].fillna("").str.split("+").apply(lambda s: "estimated" in s)
     return df, problems
 
 
+def groups(df: pd.DataFrame, by: list[str] | None = None):
+    """(key dict, rows) per comparable group, in file order."""
+    by = by or COMPARABLE
+    for key, g in df.groupby(by, sort=False, dropna=False):
+        yield dict(zip(by, key)), g
+
+
 def provenance(sub: pd.DataFrame) -> str:
-    """'results/m/x.csv (run R: workload/test, n rows)' for a figure caption."""
+    """'results/m/x.csv run R: workload/test, n rows' for a figure caption."""
     parts = []
     for (f, run, w, t), g in sub.groupby(["file", "run_id", "workload", "test"]):
         parts.append(f"{f} run {run}: {w}/{t}, {len(g)} rows")
     return "; ".join(parts)
+
+
+def select(df: pd.DataFrame, machines: list[str], kind: str, workload: str | None = None) -> pd.DataFrame:
+    """The rows of one workload of ``kind`` on ``machines``: the named workload, else the one with the most rows;
+    of that, the newest suite version only."""
+    sub = df[df["machine"].isin(machines) & (df["kind"] == kind)] if not df.empty else df
+    if workload:
+        sub = sub[sub["workload"] == workload]
+    if sub.empty:
+        return sub
+    g = sub[sub["workload"] == (workload or sub["workload"].value_counts().index[0])]
+    return g[g["suite_version"] == g["suite_version"].max()]
+
+
+def _source(df: pd.DataFrame) -> tuple[str, bool]:
+    return ";".join(sorted(set(df["energy_source"]))), bool(df["estimated"].any())
+
+
+def llm_unit(df: pd.DataFrame, prompt_tokens: int, output_tokens: int) -> LocalUnit:
+    """One request of (prompt, output) tokens from the LLM rows of one machine and workload: the medians of an
+    exactly matching test where there is one, else prompt ÷ pp rate + output ÷ tg rate at the measured power."""
+    df = df[df["kind"] == "llm"]
+    if df.empty:
+        raise LookupError("no LLM rows")
+    src, est = _source(df)
+    exact = df[(df["prompt_tokens"] == prompt_tokens) & (df["output_tokens"] == output_tokens)]
+    if not exact.empty:
+        energy = exact["energy_j"].median() if exact["energy_j"].notna().any() else None
+        return LocalUnit(seconds=float(exact["wall_s"].median()), device_energy_j=energy, basis="measured",
+                         energy_source=src, estimated=est, rows=provenance(exact))
+    pp = df["pp_tokens_per_s"].dropna()
+    tg = df["tg_tokens_per_s"].dropna()
+    if tg.empty or (prompt_tokens and pp.empty):
+        raise LookupError("rows lack pp or tg throughput")
+    seconds = (prompt_tokens / pp.median() if prompt_tokens else 0.0) + output_tokens / tg.median()
+    with_energy = df[df["energy_j"].notna()]
+    energy = None
+    if not with_energy.empty:
+        power = (with_energy["energy_j"] / with_energy["wall_s"]).median()
+        energy = float(power * seconds)
+    return LocalUnit(seconds=seconds, device_energy_j=energy, basis="measured", energy_source=src, estimated=est,
+                     rows=provenance(df))
+
+
+def priced_unit(df: pd.DataFrame, kind: str) -> LocalUnit:
+    """Busy seconds and device energy per price unit (audio minute, character, image: the kind contract's
+    ``PRICING``) from the rows of one machine and workload of that kind: medians over repetitions."""
+    g = df[df["kind"] == kind]
+    if g.empty:
+        raise LookupError(f"no {kind} rows")
+    units = g.apply(kinds.get(kind).PRICING.units, axis=1)
+    energy = (g["energy_j"] / units).median() if g["energy_j"].notna().any() else None
+    src, est = _source(g)
+    return LocalUnit(seconds=float((g["wall_s"] / units).median()),
+                     device_energy_j=None if energy is None else float(energy), basis="measured",
+                     energy_source=src, estimated=est, rows=provenance(g))

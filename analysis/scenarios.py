@@ -55,7 +55,8 @@ def _unit_seconds(task: dict, b: catalog.Build) -> tuple[float, str]:
             u = cost.llm_unit_from_anchor(b, task["output_tokens"])
             return u.seconds, u.rows
         if kind == "stt" and b.anchor_stt:
-            return 60 * b.anchor_stt["rtf"], f"{b.anchor_stt['model']} RTF {b.anchor_stt['rtf']} ({b.anchor_stt['source']})"
+            a = b.anchor_stt
+            return 60 * a["rtf"], f"{a['model']} RTF {a['rtf']} ({a['source']})"
         if kind == "tts" and b.anchor_tts:
             a = b.anchor_tts
             return a["rtf"] / a["chars_per_audio_s"], f"{a['model']} RTF {a['rtf']} ({a['source']})"
@@ -129,6 +130,7 @@ class RoutingResult:
     hybrid_local_monthly: float
     overflow_share: float
     rows: list[dict]
+    all_api_id: str = ""
 
     @property
     def hybrid_monthly(self) -> float:
@@ -175,4 +177,4 @@ def routing(path: Path, requests_per_day: float | None = None, usd_per_kwh: floa
     local = cost.local_monthly(cost.LocalUnit(seconds=busy_s, device_energy_j=None, basis="anchor"), 1, b, kwh, days)
     return RoutingResult(title=sc["title"], source=sc["source"], build=b, requests_per_day=n, all_api_monthly=all_api,
                          hybrid_api_monthly=hybrid_api, hybrid_local_monthly=local.total_usd,
-                         overflow_share=overflow / n if n else 0.0, rows=rows)
+                         overflow_share=overflow / n if n else 0.0, rows=rows, all_api_id=default.id)

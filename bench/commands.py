@@ -123,8 +123,8 @@ def cmd_pin(args) -> int:
             continue
         sha = api.model_info(ref.name).sha
         print(f"{w.name}: {ref.name} revision = {sha}")
-        text = re.sub(rf'hf_repo = "{re.escape(ref.name)}"(?![^}}]*revision)', f'hf_repo = "{ref.name}", revision = "{sha}"',
-                      text)
+        text = re.sub(rf'hf_repo = "{re.escape(ref.name)}"(?![^}}]*revision)',
+                      f'hf_repo = "{ref.name}", revision = "{sha}"', text)
     if args.write:
         Path(args.suite).write_text(text)
         print(f"wrote {args.suite}")

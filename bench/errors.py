@@ -30,3 +30,16 @@ class DeviceUnavailable(ShadowbenchError):
 
 class BackendError(ShadowbenchError):
     """A backend failed while loading or running a workload."""
+
+
+class OutOfMemory(BackendError):
+    """The device ran out of memory: the message says so in words, not in a vendor's stack trace."""
+
+    def __init__(self, what: str, e: BaseException):
+        super().__init__(f"{what} needs more GPU memory than is free ({type(e).__name__}: {str(e).splitlines()[0]})")
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """torch's OutOfMemoryError, or a CUDA/CTranslate2 RuntimeError that says it ran out of memory."""
+    return type(e).__name__ == "OutOfMemoryError" or (
+        isinstance(e, RuntimeError) and "out of memory" in str(e).lower())

@@ -126,7 +126,8 @@ def build_from_configs(folder: Path, dtype=None):
     te_cfg = json.loads((folder / "text_encoder" / "config.json").read_text())
     text_encoder = CLIPTextModel(CLIPTextConfig(**{k: v for k, v in te_cfg.items() if k != "architectures"}))
     tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
-    scheduler = EulerDiscreteScheduler.from_config(json.loads((folder / "scheduler" / "scheduler_config.json").read_text()))
+    scheduler_config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    scheduler = EulerDiscreteScheduler.from_config(scheduler_config)
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                    scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)

@@ -2,7 +2,6 @@
 import pytest
 
 from bench.config import load_suite
-from bench.kinds.llm import parse_test as parse_llm_test
 from bench.errors import ConfigError
 
 from .conftest import REPO, run_cli
@@ -82,11 +81,3 @@ def test_toml_syntax_error_names_file(write_suite):
 def test_missing_suite_file(tmp_path):
     r = run_cli("validate", tmp_path / "absent.toml")
     assert r.returncode == 2 and "absent.toml" in r.stderr
-
-
-@pytest.mark.parametrize("name, expected", [
-    ("pp512", (512, 0)), ("tg128", (0, 128)), ("pp500+tg200", (500, 200)),
-    ("pp0", None), ("tg", None), ("pp5+", None), ("+tg5", None), ("fast", None), ("", None),
-])
-def test_parse_llm_test(name, expected):
-    assert parse_llm_test(name) == expected

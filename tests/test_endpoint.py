@@ -7,13 +7,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psutil
 import pytest
 
-from bench.kinds.endpoint import parse_test as parse_step
 from bench.config import load_suite
 from bench.energy import build_meter
 from bench.results import read_rows
 from bench.runner import Runner
 
 from .conftest import run_cli
+
+pytestmark = pytest.mark.slow  # end-to-end: real inference
 
 SUITE = """
 [suite]
@@ -159,11 +160,6 @@ def test_unreachable_base_url_exit_2_naming_it(write_suite, tmp_path):
                 "--results-dir", tmp_path, "--no-progress")
     assert r.returncode == 2
     assert url in r.stderr and "unreachable" in r.stderr
-
-
-def test_step_names():
-    assert parse_step("c4") == (4, None) and parse_step("r0.5") == (None, 0.5)
-    assert parse_step("c0") is None and parse_step("x") is None
 
 
 def test_api_key_comes_from_the_environment_and_is_not_written(write_suite, tmp_path, bad_server, monkeypatch):

@@ -67,6 +67,7 @@ tests = ["pp32+tg8"]
 """
 
 
+@pytest.mark.slow
 def test_hub_model_resolves_from_prefilled_cache_offline(write_suite, tmp_path):
     hf_home = tmp_path / "hf"
     snap = fill_cache(hf_home, "test-org/smollm2-gguf", "smollm2.gguf", src=SMOL)
@@ -100,6 +101,7 @@ def _card(gb):
     return gpus
 
 
+@pytest.mark.slow
 def test_model_larger_than_the_card_is_skipped_with_sizes_and_the_rest_runs(write_suite, tmp_path, offline_cache):
     fill_cache(offline_cache, "test-org/big-gguf", "big-f16.gguf", sparse_bytes=17_000_000_000)
     fill_cache(offline_cache, "test-org/smollm2-gguf", "smollm2.gguf", src=SMOL)
@@ -140,6 +142,7 @@ def test_kv_cache_size():
     assert fetch.kv_cache_bytes(4096, {"n_layers": 32, "n_kv_heads": 8, "head_dim": 128}) == 512 * 2**20
 
 
+@pytest.mark.slow
 def test_full_disk_is_refused_before_downloading(write_suite, tmp_path, monkeypatch):
     monkeypatch.setattr(fetch, "hub_size", lambda ref: (5_000_000_000, False))  # not cached: would download 5 GB
     monkeypatch.setattr(fetch.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(100e9, 99e9, 2_000_000_000))

@@ -7,6 +7,8 @@ from bench.errors import BackendError
 
 from .conftest import TINY_LLM_SUITE
 
+pytestmark = pytest.mark.slow  # end-to-end: real inference
+
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):

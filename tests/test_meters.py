@@ -96,6 +96,7 @@ def test_power_usage_mismatch_is_flagged(trace_factory):
     assert w.extra["gpu_energy_counter_j"] > 1.1 * w.extra["gpu_energy_integrated_j"]
 
 
+@pytest.mark.slow
 def test_lost_gpu_leaves_run_going_with_flagged_rows(trace_factory, write_suite, tmp_path):
     from bench.config import load_suite
     from bench.results import read_rows

@@ -25,7 +25,7 @@ def test_report_on_committed_results_writes_images_with_sources(committed_result
     text = out.read_text()
     figs = sorted((out.parent / "figures").glob("*.png"))
     assert {f.name for f in figs} >= {"throughput.png", "energy.png", "usd_per_1k_requests.png",
-                                      "cumulative_cost.png", "routing.png"}
+                                      "cumulative_cost.png", "routing.png", "serving.png"}
     for f in figs:
         img = mpimg.imread(f)  # opens as an image
         assert img.shape[0] > 200 and img.shape[1] > 300
@@ -38,6 +38,31 @@ def test_report_on_committed_results_writes_images_with_sources(committed_result
     assert "ESTIMATED" in text  # this box's energy is an estimate and says so
     assert "genai-prices 0.2.3" in text and "2025-10" in text  # the prices' dates
     assert "**6.0 months**" in text and "5.5 months" in text  # healthcare: both figures
+
+
+def test_committed_report_is_regenerated_from_committed_rows(committed_results):
+    """results/REPORT.md is what `shadowbench report` makes of the committed rows and catalogs today (all but its
+    timestamp line): a change that alters the report must regenerate and commit it."""
+    out, problems = write_report(committed_results, plots=False)
+    assert problems == []
+
+    def body(text):
+        return [line for line in text.splitlines() if not line.startswith("Generated ")]
+
+    assert body(out.read_text()) == body((REPO / "results" / "REPORT.md").read_text()), (
+        "results/REPORT.md is stale: run `make report` and commit it")
+
+
+def test_endpoint_rows_appear_per_step(committed_results):
+    out, _ = write_report(committed_results, plots=False)
+    text = out.read_text()
+    section = text.split("## Serving")[1].split("\n## ")[0]
+    for step in ("| c1 |", "| c2 |", "| c4 |"):
+        line = next(x for x in section.splitlines() if step in x)
+        cells = [c.strip() for c in line.split("|")]
+        agg, ttft, jpt = cells[7], cells[9], cells[12]
+        assert float(agg) > 0 and len(ttft.split(" / ")) == 3 and "ESTIMATED" in jpt and float(jpt.split()[0]) > 0
+    assert "figures/serving.png" in text
 
 
 def test_bad_results_files_are_named_and_the_rest_used(committed_results):
@@ -80,7 +105,8 @@ def test_cost_cli_speech_from_measured_rows(committed_results):
                 "--results-dir", committed_results)
     assert r.returncode == 0, r.stderr
     assert "600 audio minutes/day" in r.stdout and "$108.00/month" in r.stdout  # 600 × 30 × $0.006
-    assert "s busy per audio minute" in r.stdout and "ESTIMATED" in r.stdout and "whisper-tiny.en/transcribe" in r.stdout
+    assert "s busy per audio minute" in r.stdout and "ESTIMATED" in r.stdout
+    assert "whisper-tiny.en/transcribe" in r.stdout
     assert "break-even: n/a" in r.stdout  # a VM share has no hardware price
 
 

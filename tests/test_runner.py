@@ -18,6 +18,7 @@ def _csvs(folder):
     return sorted(p for p in folder.rglob("*.csv") if not p.name.endswith(".power.csv"))
 
 
+@pytest.mark.slow
 def test_run_writes_one_row_per_repetition(write_suite, tmp_path):
     suite = write_suite(TINY_LLM_SUITE.format(reps=3, tests='["pp64", "tg16", "pp48+tg12"]'))
     res = tmp_path / "results"
@@ -53,6 +54,7 @@ def test_run_writes_one_row_per_repetition(write_suite, tmp_path):
     assert "9 rows written" in r.stdout
 
 
+@pytest.mark.slow
 def test_meter_none_leaves_energy_empty(write_suite, tmp_path):
     suite = write_suite(TINY_LLM_SUITE.format(reps=1, tests='["tg4"]'))
     r = run_cli("run", suite, "--results-dir", tmp_path, "--no-progress", "--meter", "none")
@@ -62,6 +64,7 @@ def test_meter_none_leaves_energy_empty(write_suite, tmp_path):
     assert row["idle_power_w"] == "" and row["net_energy_j"] == ""
 
 
+@pytest.mark.slow
 def test_failing_workload_does_not_stop_the_others(write_suite, tmp_path):
     gguf = tmp_path / "broken.gguf"
     gguf.write_bytes(b"not a gguf file at all")
@@ -86,11 +89,13 @@ tests = ["tg4"]
     assert [x["workload"] for x in rows] == ["smol", "after"]
 
 
+@pytest.mark.slow
 def test_sigint_keeps_every_completed_row(write_suite, tmp_path):
     suite = write_suite(TINY_LLM_SUITE.format(reps=200, tests='["pp64"]'))
     res = tmp_path / "res"
     proc = subprocess.Popen([sys.executable, "-m", "shadowbench", "run", str(suite), "--results-dir", str(res),
-                             "--no-progress", "--idle-s", "0"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--no-progress", "--idle-s", "0"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
         while time.time() < deadline:

@@ -9,6 +9,8 @@ from bench.results import read_rows
 
 from .conftest import run_cli
 
+pytestmark = pytest.mark.slow  # end-to-end: real inference
+
 SPEECH_SUITE = """
 [suite]
 name = "speech"
@@ -90,8 +92,8 @@ def test_bad_audio_folder_is_named_and_other_workloads_run(write_suite, tmp_path
         (folder / "bad.txt").write_text("hello")
     else:
         _write_wav(bad)
-    suite = write_suite(SPEECH_SUITE.format(audio=folder).replace('model = "bundled:piper-joe-medium"',
-                                                                  'model = "bundled:piper-joe-medium"\nroundtrip = false'))
+    voice = 'model = "bundled:piper-joe-medium"'
+    suite = write_suite(SPEECH_SUITE.format(audio=folder).replace(voice, voice + '\nroundtrip = false'))
     r = run_cli("run", suite, "--results-dir", tmp_path / "res", "--no-progress")
     assert r.returncode == 1
     assert str(bad) in r.stderr and expected in r.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import models, speech
 from ..config import Workload
-from ..errors import BackendError
+from ..errors import BackendError, OutOfMemory, is_out_of_memory
 
 
 def whisper_model(path: Path, device: str, compute_type: str, threads: int):
@@ -74,7 +74,12 @@ class FasterWhisperBackend:
     def run(self, test: str) -> dict:
         p = self.workload.params
         t0 = time.perf_counter()
-        self.hypotheses = [transcribe(self.model, a, p["beam_size"], p["language"]) for a in self.audios]
+        try:
+            self.hypotheses = [transcribe(self.model, a, p["beam_size"], p["language"]) for a in self.audios]
+        except RuntimeError as e:  # CTranslate2 reports CUDA failures as RuntimeError
+            if is_out_of_memory(e):
+                raise OutOfMemory(f"Whisper {self.model_path.name} ({self.compute_type}) on {self.device}", e) from e
+            raise
         wall = time.perf_counter() - t0
         return {"audio_s": self.audio_s, "clips": len(self.audios), "rtf": wall / self.audio_s,
                 "audio_min_per_hour": 60 * self.audio_s / wall}

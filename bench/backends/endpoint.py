@@ -167,7 +167,8 @@ class EndpointBackend:
         res.e2e = time.perf_counter() - t0
         res.text = "".join(parts)
         if usage and usage.get("completion_tokens") is not None:
-            res.output_tokens, res.prompt_tokens, res.source = usage["completion_tokens"], usage.get("prompt_tokens"), "usage"
+            res.output_tokens, res.prompt_tokens = usage["completion_tokens"], usage.get("prompt_tokens")
+            res.source = "usage"
         elif self.tokenizer is not None:
             res.output_tokens = len(self.tokenizer.tokenize(res.text.encode(), add_bos=False, special=True))
             res.source = "tokenizer"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import synthetic
 from ..config import Workload
-from ..errors import BackendError, ModelNotFound
+from ..errors import BackendError, ModelNotFound, OutOfMemory, is_out_of_memory
 
 PROMPT = "a product photo of a small home server on a wooden desk, soft morning light, detailed"
 
@@ -58,7 +58,12 @@ class DiffusersBackend:
                                                               **{dtype_kw: self.dtype})
         except (OSError, ValueError, json.JSONDecodeError, KeyError, TypeError) as e:
             raise BackendError(f"{self.path}: diffusers could not load the pipeline ({e})") from e
-        self.pipe = self.pipe.to(self.device)
+        try:
+            self.pipe = self.pipe.to(self.device)
+        except Exception as e:
+            if is_out_of_memory(e):
+                raise OutOfMemory(f"{self.path} on {self.device}", e) from e
+            raise
         self.pipe.set_progress_bar_config(disable=True)
         if hasattr(self.pipe, "safety_checker"):
             self.pipe.safety_checker = None
@@ -96,10 +101,15 @@ class DiffusersBackend:
 
         gen = self.torch.Generator(device="cpu").manual_seed(p["seed"])
         t0 = time.perf_counter()
-        with self.torch.inference_mode():
-            self.pipe(PROMPT, num_inference_steps=steps, guidance_scale=p["guidance_scale"], width=self.width,
-                      height=self.height, num_images_per_prompt=images, generator=gen, output_type="np",
-                      callback_on_step_end=on_step)
+        try:
+            with self.torch.inference_mode():
+                self.pipe(PROMPT, num_inference_steps=steps, guidance_scale=p["guidance_scale"], width=self.width,
+                          height=self.height, num_images_per_prompt=images, generator=gen, output_type="np",
+                          callback_on_step_end=on_step)
+        except Exception as e:
+            if is_out_of_memory(e):
+                raise OutOfMemory(f"{images} image(s) of {self.width}x{self.height} on {self.device}", e) from e
+            raise
         if self.device == "cuda":
             self.torch.cuda.synchronize()  # the window closes only after the device finished
         wall = time.perf_counter() - t0

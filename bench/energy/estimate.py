@@ -29,8 +29,8 @@ def cpu_watts_per_thread(cpu_model: str, override: float | None = None) -> tuple
     for pattern, tdp, threads in CPU_POWER:
         if re.search(pattern, cpu_model, re.IGNORECASE):
             return tdp / threads, f"{cpu_model}: TDP {tdp} W / {threads} threads"
-    return DEFAULT_W_PER_THREAD, (f"CPU {cpu_model!r} not in the TDP table: default {DEFAULT_W_PER_THREAD:g} W per busy "
-                                  "thread; set [energy] cpu_w_per_core in the suite")
+    return DEFAULT_W_PER_THREAD, (f"CPU {cpu_model!r} not in the TDP table: default {DEFAULT_W_PER_THREAD:g} W per "
+                                  "busy thread; set [energy] cpu_w_per_core in the suite")
 
 
 class EstimatePart(Part):

@@ -1,0 +1,160 @@
+"""Rendering the report: its sections are data (``Section`` holding text, ``Table`` and ``Figure`` blocks, built by
+``analysis.report``); this module turns them into markdown and matplotlib PNGs. Nothing here computes a figure."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Bars:
+    """One bar series: a value per label; ``bottom`` stacks it on another series' values."""
+
+    values: list[float]
+    colors: list[str] | str = "#4C72B0"
+    hatches: list[str | None] | None = None
+    yerr: tuple[list[float], list[float]] | None = None  # (below, above) the value
+    label: str = ""
+    bottom: list[float] | None = None
+
+
+@dataclass
+class BarChart:
+    labels: list[str]
+    series: list[Bars]
+    ylabel: str
+    title: str = ""
+    log: bool = False
+    label_size: int = 7
+    rotate: int = 0
+    legend: list[tuple[str, str, str | None]] = field(default_factory=list)  # (label, color, hatch)
+
+
+@dataclass
+class Line:
+    label: str
+    x: list[float]
+    y: list[float]
+    style: str = "-"
+    color: str | None = None
+    marker: str | None = None
+
+
+@dataclass
+class LineChart:
+    lines: list[Line]
+    xlabel: str
+    ylabel: str
+    title: str = ""
+    marks: list[tuple[float, float, str]] = field(default_factory=list)  # vertical marker at x, text at (x, y)
+    logx: bool = False
+
+
+@dataclass
+class Figure:
+    file: str  # under figures/
+    alt: str
+    caption: str
+    panels: list[BarChart | LineChart]
+    suptitle: str = ""
+    size: tuple[float, float] = (9, 5)
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[str | Table | Figure] = field(default_factory=list)
+    level: int = 2
+
+
+# ---------------------------------------------------------------------------------------------------- markdown
+
+
+def md_table(t: Table) -> str:
+    lines = ["| " + " | ".join(t.header) + " |", "|" + "---|" * len(t.header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in t.rows]
+    return "\n".join(lines)
+
+
+def markdown(sections: list[Section], head: list[str]) -> str:
+    out = list(head)
+    for s in sections:
+        out += ["#" * s.level + " " + s.title, ""]
+        for b in s.blocks:
+            if isinstance(b, Table):
+                out += [md_table(b), ""]
+            elif isinstance(b, Figure):
+                out += [f"![{b.alt}](figures/{b.file})", "", f"*Figure: {b.caption}*", ""]
+            else:
+                out += [b, ""]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# ------------------------------------------------------------------------------------------------------ plots
+
+
+def _bars(ax, c: BarChart) -> None:
+    x = range(len(c.labels))
+    for s in c.series:
+        bars = ax.bar(x, s.values, yerr=s.yerr, capsize=4 if s.yerr else 0, color=s.colors, bottom=s.bottom,
+                      label=s.label or None, edgecolor="black" if s.hatches else None)
+        for bar, h in zip(bars, s.hatches or []):
+            if h:
+                bar.set_hatch(h)
+    ax.set_xticks(list(x), c.labels, fontsize=c.label_size, rotation=c.rotate, ha="right" if c.rotate else "center")
+    if c.log:
+        ax.set_yscale("log")
+    if c.legend:
+        from matplotlib.patches import Patch
+
+        ax.legend(handles=[Patch(facecolor=col, hatch=h, edgecolor="black", label=lab) for lab, col, h in c.legend])
+    elif any(s.label for s in c.series):
+        ax.legend()
+
+
+def _lines(ax, c: LineChart) -> None:
+    for ln in c.lines:
+        ax.plot(ln.x, ln.y, ln.style, color=ln.color, marker=ln.marker, label=ln.label)
+    for x, y, text in c.marks:
+        ax.axvline(x, color="gray", lw=0.8, ls=":")
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, -15), fontsize=8)
+    if c.logx:
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted({x for ln in c.lines for x in ln.x}))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(c.xlabel)
+    ax.legend(fontsize=8)
+
+
+def plot(fig_spec: Figure, figdir: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(fig_spec.panels), figsize=fig_spec.size, squeeze=False)
+    for ax, panel in zip(axes[0], fig_spec.panels):
+        (_bars if isinstance(panel, BarChart) else _lines)(ax, panel)
+        ax.set_ylabel(panel.ylabel)
+        if panel.title:
+            ax.set_title(panel.title)
+    if fig_spec.suptitle:
+        fig.suptitle(fig_spec.suptitle)
+    fig.tight_layout()
+    path = Path(figdir) / fig_spec.file
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def figures(sections: list[Section]) -> list[Figure]:
+    return [b for s in sections for b in s.blocks if isinstance(b, Figure)]
