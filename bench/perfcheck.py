@@ -161,6 +161,16 @@ def print_ratio_table(title: str, columns: tuple[str, ...], cells: list[str]) ->
     Console(width=140).print(table)
 
 
+def report_ratio(title: str, samples: dict[str, list[float]], num: str, den: str, labels: tuple[str, str, str],
+                 fmt: str = ".1f", target: float | None = None) -> float:
+    """The ratio of the medians of two sample lists (num / den), printed as a one-row table; flagged below target."""
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    ratio = med[num] / med[den]
+    flag = "" if target is None or ratio >= target else f" (below {target:g})"
+    print_ratio_table(title, labels, [format(med[num], fmt), format(med[den], fmt), f"{ratio:.3f}{flag}"])
+    return ratio
+
+
 def run_harness(tmp: Path, threads: int, reps: int) -> dict[str, list[float]]:
     rows = harness_rows(tmp, SUITE.format(reps=reps, threads=threads), metered=False)
     return {"pp512": [float(r["pp_tokens_per_s"]) for r in rows if r["test"] == "pp512"],
@@ -195,14 +205,9 @@ def sampler_overhead(args) -> float:
             finally:
                 meter.close()
     backend.unload()
-    med = {k: statistics.median(v) for k, v in samples.items()}
-    ratio = med["sampler 10 Hz"] / med["no sampler"]
-    print_ratio_table(f"sampler overhead: tg128 tokens/s, meter {names['no sampler']}, "
-                      f"{len(samples['no sampler'])} repetitions each (median)",
-                      ("sampler 10 Hz", "no sampler", "ratio"),
-                      [f"{med['sampler 10 Hz']:.1f}", f"{med['no sampler']:.1f}",
-                       f"{ratio:.3f}" + ("" if ratio >= 0.99 else " (below 0.99)")])
-    return ratio
+    return report_ratio(f"sampler overhead: tg128 tokens/s, meter {names['no sampler']}, "
+                        f"{len(samples['no sampler'])} repetitions each (median)", samples, "sampler 10 Hz",
+                        "no sampler", ("sampler 10 Hz", "no sampler", "ratio"), target=0.99)
 
 
 # the head of every perf-check suite: one warm-up, no idle baseline
@@ -256,14 +261,10 @@ def asr_overhead(args) -> float:
             rows = harness_rows(Path(tmp) / f"r{rnd}",
                                 ASR_SUITE.format(reps=args.reps, threads=args.threads, folder=folder))
             samples["harness"] += [float(r["rtf"]) for r in rows]
-    med = {k: statistics.median(v) for k, v in samples.items()}
-    ratio = med["bare"] / med["harness"]
-    print_ratio_table(f"faster-whisper tiny.en int8, {args.threads} threads, clip {clip.name} ({clip.audio_s:.1f} s), "
-                      f"{len(samples['bare'])} runs each (median RTF, lower is faster)",
-                      ("bare call RTF", "harness RTF", "speed ratio harness/bare"),
-                      [f"{med['bare']:.4f}", f"{med['harness']:.4f}",
-                       f"{ratio:.3f}" + ("" if ratio >= 0.98 else " (below 0.98)")])
-    return ratio
+    return report_ratio(f"faster-whisper tiny.en int8, {args.threads} threads, clip {clip.name} "
+                        f"({clip.audio_s:.1f} s), {len(samples['bare'])} runs each (median RTF, lower is faster)",
+                        samples, "bare", "harness", ("bare call RTF", "harness RTF", "speed ratio harness/bare"),
+                        fmt=".4f", target=0.98)
 
 
 SERVER_SUITE = PERF_HEAD.replace("{name}", "perf-server") + """
@@ -298,13 +299,9 @@ def server_overhead(args) -> float:
                                 SERVER_SUITE.format(reps=args.reps, threads=args.threads, pp=pp, tg=tg))
             for r in rows:
                 samples[r["workload"]].append(float(r["tg_tokens_per_s"]))
-    med = {k: statistics.median(v) for k, v in samples.items()}
-    ratio = med["server"] / med["in-process"]
-    print_ratio_table(f"SmolLM2 tg tokens/s for {pp}+{tg}-token requests, {args.threads} threads, "
-                      f"{len(samples['server'])} repetitions each (median)",
-                      ("in-process LLM backend", "llama_cpp.server, concurrency 1", "server / in-process"),
-                      [f"{med['in-process']:.1f}", f"{med['server']:.1f}", f"{ratio:.3f}"])
-    return ratio
+    return report_ratio(f"SmolLM2 tg tokens/s for {pp}+{tg}-token requests, {args.threads} threads, "
+                        f"{len(samples['server'])} repetitions each (median)", samples, "server", "in-process",
+                        ("llama_cpp.server, concurrency 1", "in-process LLM backend", "server / in-process"))
 
 
 def main(argv=None) -> int:

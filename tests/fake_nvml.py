@@ -38,9 +38,11 @@ class NVMLError(Exception):
 class PowerTrace:
     """P(t) for t seconds after start: idle, linear ramp, plateau with a 3 Hz ripple and ±3 % noise per 20 ms."""
 
-    def __init__(self, idle_w=25.0, peak_w=300.0, idle_s=0.5, ramp_s=0.5, dt=0.0005, horizon_s=120.0):
+    def __init__(self, idle_w=25.0, peak_w=300.0, idle_s=0.5, ramp_s=0.5, dt=0.0005, horizon_s=120.0,
+                 clock=time.perf_counter):
         self.idle_w, self.peak_w, self.idle_s, self.ramp_s = idle_w, peak_w, idle_s, ramp_s
-        self.t_start = time.perf_counter()
+        self.clock = clock
+        self.t_start = clock()
         self.dt = dt
         n = int(horizon_s / dt)
         # exact cumulative energy on a fine grid (the noise is piecewise constant, so this is exact to dt)
@@ -66,10 +68,10 @@ class PowerTrace:
         return self._cum[i] + (self._cum[i + 1] - self._cum[i]) * (x - i)
 
     def now(self) -> float:
-        return time.perf_counter() - self.t_start
+        return self.clock() - self.t_start
 
     def exact_j(self, pc0: float, pc1: float) -> float:
-        """Exact energy between two time.perf_counter() readings."""
+        """Exact energy between two readings of the trace's clock."""
         return self.energy(pc1 - self.t_start) - self.energy(pc0 - self.t_start)
 
 

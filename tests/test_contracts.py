@@ -16,6 +16,7 @@ from bench.results import COLUMNS, read_rows
 from bench.runner import Runner
 
 from .conftest import REPO, run_cli
+from .fakes import FakeBackend, SimClock, fake_suite
 
 # ------------------------------------------------------------------------------------------- test grammars
 
@@ -177,77 +178,9 @@ print('ok')
 # ---------------------------------------------------------------------------------- failures stay contained
 
 
-class FakeClock:
-    def __init__(self):
-        self.t = 100.0
-
-    def __call__(self):
-        return self.t
-
-
-class FakeBackend:
-    """Behaves like a backend; ``fail`` says where it raises: ("run", 2) = the second measured repetition."""
-
-    name = "fake"
-
-    def __init__(self, workload, clock, fail=None):
-        self.workload, self.clock, self.fail = workload, clock, fail
-        self.calls = 0
-        self.unloaded = False
-
-    def _maybe(self, where):
-        if self.fail and self.fail[0] == where and (len(self.fail) < 2 or self.fail[1] in (None, self.calls)):
-            raise self.fail[2] if len(self.fail) > 2 else RuntimeError(f"boom in {where}")
-
-    def load(self):
-        self._maybe("load")
-
-    def settings(self):
-        return {"threads": 1, "backend_build": "fake"}
-
-    def prepare(self, test):
-        self._maybe("prepare")
-
-    def run(self, test):
-        self.calls += 1
-        self.clock.t += 0.5
-        self._maybe("run")
-        return {"prompt_tokens": 8, "output_tokens": 4, "tg_tokens_per_s": 8.0}
-
-    def check(self, test):
-        self._maybe("check")
-        return {}
-
-    def unload(self):
-        self.unloaded = True
-
-
-FAKE_SUITE = """
-[suite]
-name = "fake"
-[defaults]
-warmups = 0
-repetitions = 3
-threads = 1
-[[workloads]]
-name = "first"
-kind = "llm"
-model = "{model}"
-tests = ["tg4", "pp8"]
-[[workloads]]
-name = "second"
-kind = "llm"
-model = "{model}"
-tests = ["tg4"]
-"""
-
-
 def _run_fake(tmp_path, fail_first):
-    model = tmp_path / "m.gguf"
-    model.write_bytes(b"GGUF fake model bytes")
-    (tmp_path / "s.toml").write_text(FAKE_SUITE.format(model=model))
-    suite = load_suite(tmp_path / "s.toml")
-    clock = FakeClock()
+    suite = fake_suite(tmp_path)
+    clock = SimClock()
     made = {}
 
     def create(workload, model_path):
@@ -335,7 +268,7 @@ class CounterPart(Part):
 
 
 def test_composite_meter_on_a_fake_clock():
-    clock = FakeClock()
+    clock = SimClock()
     part = CounterPart(clock)
     meter = EnergyMeter([part], sample_hz=10, clock=clock)  # not started: the test ticks it
     meter.tick()
@@ -352,7 +285,7 @@ def test_composite_meter_on_a_fake_clock():
 
 
 def test_null_meter_leaves_energy_empty():
-    clock = FakeClock()
+    clock = SimClock()
     m = NullMeter(clock)
     m.begin("x")
     clock.t += 1.5

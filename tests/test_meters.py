@@ -10,6 +10,7 @@ from bench.energy.rapl import RAPLPart
 from bench.energy.nvml import NVML, NVMLPart, probe_gpus, visible_indices
 
 from .fake_nvml import FakeNVML, PowerTrace
+from .fakes import FakeBackend, SimClock, fake_suite
 
 
 @pytest.fixture(scope="module")
@@ -25,26 +26,40 @@ def _gpu_meter(fake, **kw):
     return m, part
 
 
-def _window_over_trace(meter, trace, until_s):
-    """A window from just after idle into the plateau: idle 0.5 s, ramp 0.5 s, plateau with noise."""
-    time.sleep(max(0.0, 0.3 - trace.now()))
-    meter.begin("w")
-    time.sleep(max(0.0, until_s - trace.now()))
-    return meter.end("w")
+def _sim(fake_kw=None, tamper=None):
+    """The real adapter and meter on a fake card replaying a power trace, all on one simulated clock: the test
+    drives the sampler's ticks, and a wait at a window edge moves the clock instead of sleeping."""
+    clock = SimClock()
+    trace = PowerTrace(clock=clock)
+    fake = FakeNVML(trace, **(fake_kw or {}))
+    if tamper:
+        tamper(fake)
+    part = NVMLPart(NVML.open(fake), clock=clock, sleep=clock.sleep)
+    part.open()
+    return EnergyMeter([part], clock=clock), part, trace, clock
 
 
-def _measure(trace, until_s, **fake_kw):
-    """The real adapter on a fake card replaying ``trace``: one window, the meter closed afterwards."""
-    meter, part = _gpu_meter(FakeNVML(trace, **fake_kw))
+def _run_until(meter, clock, trace, t_s, period_s=0.1):
+    """The sampler at 10 Hz (with a phase that does not line up with the counter's 100 ms steps)."""
+    while trace.now() < t_s:
+        clock.sleep(period_s * 0.973)
+        meter.tick()
+
+
+def _measure(until_s, fake_kw=None, tamper=None):
+    """A window from just after idle into the plateau (idle 0.5 s, ramp 0.5 s, plateau with noise)."""
+    meter, part, trace, clock = _sim(fake_kw, tamper)
     try:
-        return _window_over_trace(meter, trace, until_s), part
+        _run_until(meter, clock, trace, 0.3)
+        meter.begin("w")
+        _run_until(meter, clock, trace, until_s)
+        return meter.end("w"), part, trace
     finally:
         meter.close()
 
 
-def test_counter_energy_within_1_percent_of_exact_integral(trace_factory):
-    trace = trace_factory()
-    w, part = _measure(trace, 3.0)
+def test_counter_energy_within_1_percent_of_exact_integral():
+    w, part, trace = _measure(3.0)
     exact = trace.exact_j(w.t0_s, w.t1_s)
     assert w.energy_source == "nvml_counter" and w.gpu_energy_source == "nvml_counter"
     assert abs(w.energy_j - exact) / exact < 0.01, (w.energy_j, exact)
@@ -60,9 +75,8 @@ def test_counter_energy_within_1_percent_of_exact_integral(trace_factory):
     assert w.extra["gpu_foreign_pids"] == "4242"
 
 
-def test_counterless_card_falls_back_to_integrated_instant_power(trace_factory):
-    trace = trace_factory()
-    w, part = _measure(trace, 3.0, has_counter=False)
+def test_counterless_card_falls_back_to_integrated_instant_power():
+    w, part, trace = _measure(3.0, {"has_counter": False})
     exact = trace.exact_j(w.t0_s, w.t1_s)
     assert not part.has_counter
     assert w.energy_source == "nvml_power_integrated"
@@ -81,31 +95,25 @@ def test_sampler_runs_at_10_hz(trace_factory):
     assert 10 <= n <= 13
 
 
-def test_power_usage_mismatch_is_flagged(trace_factory):
+def test_power_usage_mismatch_is_flagged():
     # a counter whose reading is 20% high against the instantaneous power: the row is flagged, both figures kept
-    trace = trace_factory()
-    fake = FakeNVML(trace)
-    real = fake.nvmlDeviceGetTotalEnergyConsumption
-    fake.nvmlDeviceGetTotalEnergyConsumption = lambda h: int(real(h) * 1.2)
-    meter, _ = _gpu_meter(fake)
-    try:
-        w = _window_over_trace(meter, trace, 2.5)
-    finally:
-        meter.close()
+    def tamper(fake):
+        real = fake.nvmlDeviceGetTotalEnergyConsumption
+        fake.nvmlDeviceGetTotalEnergyConsumption = lambda h: int(real(h) * 1.2)
+
+    w, _, _ = _measure(2.5, tamper=tamper)
     assert "nvml_counter_vs_power_mismatch" in w.flags
     assert w.extra["gpu_energy_counter_j"] > 1.1 * w.extra["gpu_energy_integrated_j"]
 
 
-@pytest.mark.slow
-def test_lost_gpu_leaves_run_going_with_flagged_rows(trace_factory, write_suite, tmp_path):
-    from bench.config import load_suite
+def test_lost_gpu_leaves_run_going_with_flagged_rows(tmp_path):
+    from rich.console import Console
+
     from bench.results import read_rows
     from bench.runner import Runner
 
-    from .conftest import TINY_LLM_SUITE
-
-    trace = trace_factory()
-    fake = FakeNVML(trace)
+    clock = SimClock()
+    fake = FakeNVML(PowerTrace(clock=clock))
 
     class LosingMeter(EnergyMeter):
         def end(self, key):
@@ -113,22 +121,24 @@ def test_lost_gpu_leaves_run_going_with_flagged_rows(trace_factory, write_suite,
             fake.lose()  # the card falls off the bus after the first measured window
             return w
 
-    part = NVMLPart(NVML.open(fake))
+    part = NVMLPart(NVML.open(fake), clock=clock, sleep=clock.sleep)
     part.open()
-    meter = LosingMeter([part])
-    suite = load_suite(write_suite(TINY_LLM_SUITE.format(reps=3, tests='["tg8"]')))
-    runner = Runner(suite, meter, tmp_path / "res", "box", [], show_progress=False, idle_s=0)
+    meter = LosingMeter([part], clock=clock)
+    suite = fake_suite(tmp_path, reps=3, tests='["tg8"]')
+    runner = Runner(suite, meter, tmp_path / "res", "box", [], show_progress=False, idle_s=0,
+                    console=Console(file=open(tmp_path / "out.txt", "w")),
+                    create_backend=lambda w, path: FakeBackend(w, clock, seconds=1.5))
     try:
         outcome = runner.run()
     finally:
         meter.close()
     rows = read_rows(outcome.path)
-    assert len(rows) == 3
+    assert len(rows) == 6 and outcome.failures == []
     assert rows[0]["energy_source"] == "nvml_counter" and float(rows[0]["energy_j"]) > 0
     for r in rows[1:]:
         assert r["energy_j"] == "" and r["energy_source"] == "none"
         assert "gpu_lost" in r["flags"] and "GPU is lost" in r["flags"]
-        assert float(r["tg_tokens_per_s"]) > 0  # the measurement itself went on
+        assert float(r["tg_tokens_per_s"]) > 0 and float(r["wall_s"]) >= 1.5  # the measurement itself went on
     # the power series was written next to the rows
     power = outcome.path.with_suffix(".power.csv")
     assert power.exists() and power.read_text().splitlines()[0].startswith("t_s,domain,source,power_w")

@@ -7,15 +7,15 @@ from ..columns import Column as C
 from ..errors import ConfigError
 from .. import models
 from . import Pricing
-from .schema import DEVICE, FIT_KEYS, MODEL, int_key, one_of_tests, str_key, tests_key
+from .schema import DEVICE, FIT_KEYS, MODEL, fixed_tests, int_key, str_key
 
 NAME = "asr"
 BACKEND = "bench.backends.asr"
-parse_test = one_of_tests("transcribe")
+parse_test, TESTS = fixed_tests("transcribe")
 
 KEYS = {
     "model": MODEL,
-    "tests": tests_key(parse_test, "a list of tests from transcribe", ["transcribe"]),
+    "tests": TESTS,
     "audio": str_key('"reference" (the built-in texts synthesized once with Piper) or a folder of name.wav + '
                      'name.txt', "reference"),
     "reference_voice": str_key('the Piper voice for the reference audio ("bundled:NAME" or a path)',

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from ..columns import Column as C
 from . import Pricing
-from .schema import DEVICE, FIT_KEYS, Key, int_key, number_key, one_of_tests, str_key, tests_key
+from .schema import DEVICE, FIT_KEYS, Key, fixed_tests, int_key, number_key, str_key
 
 NAME = "image"
 BACKEND = "bench.backends.image"
-parse_test = one_of_tests("txt2img")
+parse_test, TESTS = fixed_tests("txt2img")
 
 KEYS = {
     "model": Key((str, dict), 'an image model: "synthetic:tiny", "synthetic:sd15", a diffusers pipeline folder, '
                  'or {hf_repo, revision}', required=True),
-    "tests": tests_key(parse_test, "a list of tests from txt2img", ["txt2img"]),
+    "tests": TESTS,
     "steps": int_key("an integer >= 1 (denoising steps)", 4, check=lambda v: v >= 1),
     "images": int_key("an integer >= 1 (images per call)", 1, check=lambda v: v >= 1),
     "width": int_key("a multiple of 8 (0 = the model's default)", 0, check=lambda v: v >= 0 and v % 8 == 0),

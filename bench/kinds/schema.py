@@ -39,8 +39,11 @@ def tests_key(parse: Callable[[str], Any], expected: str, default=None) -> Key:
                check=lambda v: len(v) > 0 and all(isinstance(t, str) and parse(t) is not None for t in v))
 
 
-def one_of_tests(*names: str) -> Callable[[str], str | None]:
-    return lambda t: t if t in names else None
+def fixed_tests(*names: str) -> tuple[Callable[[str], str | None], Key]:
+    """A kind with a fixed set of tests: its parser and its ``tests`` key (default: all of them)."""
+    def parse(t: str) -> str | None:
+        return t if t in names else None
+    return parse, tests_key(parse, f"a list of tests from {', '.join(names)}", list(names))
 
 
 MODEL = Key((str, dict), 'a model: "bundled:NAME", a file path, or a table {hf_repo, hf_file, revision}',

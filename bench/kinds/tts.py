@@ -5,15 +5,15 @@ from __future__ import annotations
 from ..columns import Column as C
 from .. import models
 from . import Pricing
-from .schema import FIT_KEYS, MODEL, bool_key, one_of_tests, str_key, tests_key
+from .schema import FIT_KEYS, MODEL, bool_key, fixed_tests, str_key
 
 NAME = "tts"
 BACKEND = "bench.backends.tts"
-parse_test = one_of_tests("synthesize")
+parse_test, TESTS = fixed_tests("synthesize")
 
 KEYS = {
     "model": MODEL,
-    "tests": tests_key(parse_test, "a list of tests from synthesize", ["synthesize"]),
+    "tests": TESTS,
     "use_cuda": bool_key(default=False),
     "roundtrip": bool_key("true or false (transcribe the output and record the word error rate)", True),
     "roundtrip_model": str_key('the Whisper model for the round trip ("bundled:NAME" or a path)',
