@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench import columns, kinds
 from bench.errors import ConfigError
-from bench.results import read_rows
+from bench.results import is_result_file, read_rows
 
 from .cost import LocalUnit
 
@@ -22,7 +22,12 @@ COMPARABLE = ["machine", "suite", "suite_version", "workload", "test", "kind", "
 
 
 def result_files(results_dir: Path) -> list[Path]:
-    return sorted(p for p in Path(results_dir).rglob("*.csv") if not p.name.endswith(".power.csv"))
+    """The result files under a results folder (not power series, not folders named x.csv)."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ConfigError(results_dir, "--results-dir", "an existing folder of result files",
+                          "<a file>" if results_dir.exists() else "<no such folder>")
+    return sorted(p for p in results_dir.rglob("*.csv") if is_result_file(p))
 
 
 def load(results_dir: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -32,7 +37,7 @@ def load(results_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     frames, problems = [], []
     for path in result_files(results_dir):
         try:
-            rows = read_rows(path)
+            rows = read_rows(path, problems)  # bad lines are named in problems; whole rows are kept
         except ConfigError as e:
             problems.append(str(e))
             continue

@@ -27,6 +27,12 @@ def cmd_run(args) -> int:
     from .provenance import machine_name
     from .runner import Runner, summary_table
 
+    from .config import MAX_IDLE_S
+    from .errors import ConfigError
+
+    if args.idle_s is not None and not (args.idle_s == 0 or 1 <= args.idle_s <= MAX_IDLE_S):  # nan fails too
+        raise ConfigError("<command line>", "--idle-s", f"0 or a number of seconds from 1 to {MAX_IDLE_S:g}",
+                          str(args.idle_s))
     suite = load_suite(args.suite)
     gpus, _ = probe_gpus()
     machine = args.machine or machine_name([g["name"] for g in gpus])
@@ -34,13 +40,13 @@ def cmd_run(args) -> int:
     meter, report = build_meter(args.meter or suite.energy.meter, suite.energy.cpu_w_per_core, suite.energy.sample_hz)
     runner = Runner(suite, meter, Path(args.results_dir), machine, gpus, console=err,
                     show_progress=not args.no_progress, idle_s=args.idle_s)
-    err.print(f"shadowbench {__version__}: suite {suite.name} on {machine}; rows go to {runner.path}")
+    err.print(f"shadowbench {__version__}: suite {suite.name} on {machine}", markup=False, highlight=False)
     for line in report:
-        err.print(f"  meter {line}", markup=False)
+        err.print(f"  meter {line}", markup=False, highlight=False)
     try:
         outcome = runner.run()
     except KeyboardInterrupt:
-        err.print(f"[yellow]interrupted[/yellow]: every completed row is kept in {runner.path}")
+        err.print(f"interrupted: every completed row is kept in {runner.path}", markup=False, highlight=False)
         return 130
     finally:
         meter.close()
@@ -48,7 +54,7 @@ def cmd_run(args) -> int:
     print(f"{len(outcome.rows)} rows written to {outcome.path}")
     if outcome.failures:
         for what, msg in outcome.failures:
-            err.print(f"[red]failed[/red] {what}: {msg}")
+            err.print(f"failed {what}: {msg}", markup=False, highlight=False)
         return outcome.exit_status or 1
     return 0
 

@@ -19,11 +19,15 @@ from .kinds import get as kind_contract, names as kind_names
 from .kinds.schema import Key, int_key as _int, number_key, str_key as _str
 
 
+MAX_THREADS = 4096
+
+
 def _threads_ok(v):
-    return v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
+    return v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_THREADS)
 
 
-THREADS = Key((int, str), 'an integer >= 1 or "auto"', "auto", check=_threads_ok)
+THREADS = Key((int, str), f'an integer from 1 to {MAX_THREADS} or "auto"', "auto", check=_threads_ok)
+MAX_IDLE_S = 3600.0
 
 SUITE_KEYS = {
     "name": _str("a suite name (letters, digits, - _ .)", required=True,
@@ -43,7 +47,8 @@ RUN_KEYS = {
 METERS = ("auto", "nvml", "rapl", "estimate", "none")
 ENERGY_KEYS = {
     "meter": _str(f"one of {', '.join(METERS)}", "auto", check=lambda v: v in METERS),
-    "idle_s": number_key("a number of seconds >= 0", 10.0, check=lambda v: v >= 0),
+    "idle_s": number_key(f"0 (no idle baseline) or a number of seconds from 1 to {MAX_IDLE_S:g}", 10.0,
+                         check=lambda v: v == 0 or 1 <= v <= MAX_IDLE_S),
     "sample_hz": number_key("a number of samples per second between 1 and 100", 10.0, check=lambda v: 1 <= v <= 100),
     "cpu_w_per_core": number_key("watts per busy CPU thread (> 0) for the labeled estimate", None,
                                  check=lambda v: v > 0),
@@ -152,7 +157,7 @@ def load_suite(path: str | Path, check_models: bool = True) -> Suite:
     for i, raw in enumerate(data["workloads"]):
         where = f"workloads[{i}]"
         kind = raw.get("kind")
-        if kind not in kind_names():
+        if not isinstance(kind, str) or kind not in kind_names():
             raise ConfigError(path, f"{where}.kind", f"one of {', '.join(sorted(kind_names()))}",
                               kind if kind is not None else "<nothing: the key is missing>")
         contract = kind_contract(kind)
@@ -168,7 +173,7 @@ def load_suite(path: str | Path, check_models: bool = True) -> Suite:
         if hasattr(contract, "finish"):  # checks that involve several keys of the kind
             contract.finish(w, path, where, check_models)
         if w["model"] is None:
-            model = models.ModelRef("remote", f"{w.get('model_name', '')}@{w.get('base_url', '')}")
+            model = models.ModelRef("remote", f"{w.get('model_name', '')}@{contract.redact_url(w.get('base_url', ''))}")
         else:
             model = models.check_ref(w["model"], path, f"{where}.model", check_models)
         params = {k: v for k, v in w.items() if k in contract.KEYS and k not in ("model", "tests")}

@@ -13,7 +13,7 @@ from typing import Iterable
 
 from . import columns
 from .columns import SCHEMA_VERSION
-from .errors import ConfigError
+from .errors import ConfigError, ShadowbenchError
 
 # every column in file order, and those a file must have (declared in bench/columns.py and the kind contracts)
 COLUMNS = columns.names()
@@ -32,12 +32,30 @@ def _fmt(v) -> str:
 
 def new_result_path(results_dir: Path, machine: str, stamp: str, suite: str) -> Path:
     folder = Path(results_dir) / machine
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as e:
+        raise ConfigError(results_dir, "--results-dir", "a folder (or a path where one can be made)",
+                          f"<{e.filename} is a file>") from e
+    except PermissionError as e:
+        raise ConfigError(results_dir, "--results-dir", "a folder shadowbench may write in",
+                          f"<permission denied: {e.filename}>") from e
     return folder / f"{stamp}-{suite}.csv"
 
 
+class DiskFull(ShadowbenchError):
+    """A row could not be written whole: the file was cut back to its last whole row."""
+
+    def __init__(self, path: Path, e: OSError | None, rows: int):
+        why = f"{e.strerror}" if e is not None and e.strerror else "a short write"
+        super().__init__(f"{path}: could not write a row ({why}: is the disk full?); the file keeps its {rows} "
+                         "whole rows and the run stops")
+
+
 class ResultWriter:
-    """Appends rows to a new CSV file. Use as a context manager."""
+    """Appends rows to a new CSV file, each row in one write of its own, checked and fsynced: the file holds whole
+    rows only. A failed or short write (disk full) cuts the file back to its last whole row and raises DiskFull.
+    Use as a context manager."""
 
     def __init__(self, path: Path, columns: list[str] = COLUMNS):
         self.columns = columns
@@ -45,21 +63,39 @@ class ResultWriter:
         n = 1
         while True:  # exclusive create: never overwrite, even when two runs start in the same second
             try:
-                self._f = open(path, "x", newline="", encoding="utf-8")
+                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 break
             except FileExistsError:
                 n += 1
                 path = path.with_name(f"{path.stem.rsplit('~', 1)[0]}~{n}{path.suffix}")
+            except (PermissionError, IsADirectoryError, NotADirectoryError) as e:
+                raise ConfigError(path.parent, "--results-dir", "a folder shadowbench may write in",
+                                  f"<{type(e).__name__}: {e.strerror}>") from e
         self.path = path
         self.rows = 0
+        self._size = 0  # bytes of whole lines in the file
         self._write_line(columns)
 
     def _write_line(self, values: Iterable[str]) -> None:
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow(values)
-        self._f.write(buf.getvalue())  # one write per row: a partial row never reaches the file
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        data = buf.getvalue().encode("utf-8")
+        try:
+            written = os.write(self._fd, data)  # one write per row
+            if written == len(data):
+                os.fsync(self._fd)
+            error = None
+        except OSError as e:
+            written, error = -1, e
+        if written != len(data):  # a short or failed write: back to the last whole row, and stop
+            try:
+                os.ftruncate(self._fd, self._size)
+                os.lseek(self._fd, self._size, os.SEEK_SET)
+                os.fsync(self._fd)
+            except OSError:
+                pass
+            raise DiskFull(self.path, error, self.rows)
+        self._size += written
 
     def write(self, row: dict) -> None:
         unknown = set(row) - set(self.columns)
@@ -69,8 +105,9 @@ class ResultWriter:
         self.rows += 1
 
     def close(self) -> None:
-        if not self._f.closed:
-            self._f.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self):
         return self
@@ -79,32 +116,74 @@ class ResultWriter:
         self.close()
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of one result file, migrated to the current schema; a ConfigError names the file and line of any
-    problem."""
+def is_result_file(path: Path) -> bool:
+    """A result file (not a power series, not a folder), told by its header: a suite may be named x.power."""
+    if not path.is_file() or path.suffix != ".csv":
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError:
+        return True  # unreadable: read_rows names it
+    return not head.startswith(b"t_s,")
+
+
+def read_rows(path: Path, problems: list[str] | None = None) -> list[dict[str, str]]:
+    """Rows of one result file, migrated to the current schema. A file that cannot be read as a result file raises
+    a ConfigError naming it. A bad line (a row cut short by a stopped run or a full disk, a wrong field count, an
+    unknown schema version) raises too, unless ``problems`` is given: then it is named there (file and line) and
+    left out, and every whole row is kept."""
     path = Path(path)
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark is not part of the first column's name
+    except IsADirectoryError:
+        raise ConfigError(path, "<file>", "a result file", "<a folder>") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, "<file>", "a UTF-8 CSV file", f"<undecodable byte at offset {e.start}>") from None
+    except OSError as e:
+        raise ConfigError(path, "<file>", "a readable file", f"<{e.strerror}>") from None
+
+    def bad(where: str, expected: str, got: str) -> None:
+        err = ConfigError(path, where, expected, got)
+        if problems is None:
+            raise err
+        problems.append(str(err))
+
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ConfigError(path, "line 1", "a CSV header", "<an empty file>") from None
+    except csv.Error as e:
+        raise ConfigError(path, "line 1", "a CSV header", f"<{e}>") from None
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise ConfigError(path, "line 1", f"the columns {', '.join(missing)}", "<a header without them>")
+    known = ", ".join(str(v) for v in sorted({*columns.MIGRATIONS, SCHEMA_VERSION}))
+    rows = []
+    n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    while True:
         try:
-            header = next(reader)
+            values = next(reader)
         except StopIteration:
-            raise ConfigError(path, "line 1", "a CSV header", "<an empty file>") from None
-        missing = [c for c in REQUIRED if c not in header]
-        if missing:
-            raise ConfigError(path, "line 1", f"the columns {', '.join(missing)}", "<a header without them>")
-        rows = []
-        for values in reader:
-            line = reader.line_num
-            if not values:
-                continue
-            if len(values) != len(header):
-                raise ConfigError(path, f"line {line}", f"{len(header)} fields", f"<{len(values)} fields>")
-            row = dict(zip(header, values))
-            version = row["schema_version"]
-            if not version.isdigit() or int(version) > SCHEMA_VERSION or (
-                    int(version) < SCHEMA_VERSION and int(version) not in columns.MIGRATIONS):
-                known = ", ".join(str(v) for v in sorted({*columns.MIGRATIONS, SCHEMA_VERSION}))
-                raise ConfigError(path, f"line {line}: schema_version", f"a schema version shadowbench reads ({known})",
-                                  version)
-            rows.append(columns.migrate(row, int(version)))
+            break
+        except csv.Error as e:
+            bad(f"line {reader.line_num}", "a CSV row", f"<{e}>")
+            continue
+        line = reader.line_num
+        if not values:
+            continue
+        if line == n_lines and not text.endswith("\n"):
+            bad(f"line {line}", "a whole row", "<a row cut short: no line end (the run stopped or the disk was full)>")
+            continue
+        if len(values) != len(header):
+            bad(f"line {line}", f"{len(header)} fields", f"<{len(values)} fields>")
+            continue
+        row = dict(zip(header, values))
+        version = row["schema_version"]
+        if not version.isdigit() or int(version) > SCHEMA_VERSION or (
+                int(version) < SCHEMA_VERSION and int(version) not in columns.MIGRATIONS):
+            bad(f"line {line}: schema_version", f"a schema version shadowbench reads ({known})", version)
+            continue
+        rows.append(columns.migrate(row, int(version)))
     return rows

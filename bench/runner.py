@@ -14,10 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import columns, fetch, kinds, models, provenance
+from . import columns, fetch, kinds, models, provenance, signals
 from .columns import SCHEMA_VERSION
 from .config import Suite, Workload
 from .energy import Meter
@@ -77,6 +78,8 @@ class Runner:
     def run(self) -> RunOutcome:
         total = sum(len(w.tests) * (w.warmups + w.repetitions) for w in self.suite.workloads)
         with ResultWriter(self.path) as writer:
+            self.path = writer.path  # the file actually created (a same-second run gets ~2)
+            self.console.print(f"rows go to {escape(str(writer.path))}", highlight=False)
             outcome = RunOutcome(writer.path)
             if hasattr(self.meter, "start"):  # the sampler and the run's power series
                 self.meter.start(writer.path.with_suffix(".power.csv"))
@@ -99,6 +102,7 @@ class Runner:
         t0 = time.perf_counter()
         while (left := self.idle_s - (time.perf_counter() - t0)) > 0:
             time.sleep(min(0.1, left))
+            signals.check()
             progress.update(task, completed=min(self.idle_s, time.perf_counter() - t0))
         w = self.meter.end("idle")
         if w.energy_j is not None and w.duration_s > 0:
@@ -110,11 +114,11 @@ class Runner:
         err = contained(e)
         outcome.failures.append((what, str(err)))
         outcome.exit_status = max(outcome.exit_status, err.exit_status)
-        self.console.print(f"[red]error[/red] {what}: {err}; {consequence}", highlight=False)
+        self.console.print(f"[red]error[/red] {escape(what)}: {escape(str(err))}; {consequence}", highlight=False)
 
     def _run_workload(self, w: Workload, writer: ResultWriter, outcome: RunOutcome, progress, task) -> None:
         steps = len(w.tests) * (w.warmups + w.repetitions)
-        progress.update(task, description=f"{w.name}: loading")
+        progress.update(task, description=f"{escape(w.name)}: loading")
         backend = None
         try:
             if w.model.source == "hf":  # before anything downloads or loads: disk and memory
@@ -122,18 +126,22 @@ class Runner:
                 why = fetch.fit_reason(w.kind, n, dict(w.params), self.gpus, provenance.ram_gib())
                 if why:
                     outcome.skipped.append((w.name, why))
-                    self.console.print(f"[yellow]skipped[/yellow] workload {w.name}: {w.model.label()} will not fit: "
+                    self.console.print(f"[yellow]skipped[/yellow] workload {escape(w.name)}: {escape(w.model.label())} "
+                                       "will not fit: "
                                        f"{why}")
                     progress.advance(task, steps)
                     return
                 fetch.check_disk(n)
                 if n.download_bytes:
-                    self.console.print(f"{w.name}: downloading {w.model.label()} ({n.download_bytes / 1e9:.2f} GB) "
+                    self.console.print(f"{escape(w.name)}: downloading {escape(w.model.label())} "
+                                       f"({n.download_bytes / 1e9:.2f} GB) "
                                        "into the Hugging Face cache")
             model_path = models.resolve(w.model)
             sha = models.sha256(model_path) if model_path is not None else ""
             backend = self.create_backend(w, model_path)
+            self.console.print(f"{escape(w.name)}: loading {escape(w.model.label())}", highlight=False)
             backend.load()
+            signals.check()  # a Ctrl-C during a load inside C code may have been swallowed there
             settings = backend.settings()
         except Exception as e:  # noqa: BLE001 - any backend failure is contained; Ctrl-C is not an Exception
             self._fail(outcome, w.name, e, "skipping the workload")
@@ -158,9 +166,11 @@ class Runner:
         what = f"{w.name}/{test}"
         try:
             backend.prepare(test)
+            signals.check()
             for i in range(w.warmups):
-                progress.update(task, description=f"{w.name} {test}: warmup {i + 1}/{w.warmups}")
+                progress.update(task, description=f"{escape(w.name)} {escape(test)}: warmup {i + 1}/{w.warmups}")
                 backend.run(test)
+                signals.check()
                 progress.advance(task)
         except Exception as e:  # noqa: BLE001
             self._fail(outcome, what, e, "skipping the test")
@@ -168,7 +178,7 @@ class Runner:
             return
         rows = []
         for rep in range(1, w.repetitions + 1):
-            progress.update(task, description=f"{w.name} {test}: repetition {rep}/{w.repetitions}")
+            progress.update(task, description=f"{escape(w.name)} {escape(test)}: repetition {rep}/{w.repetitions}")
             key = f"{w.name}/{test}/{rep}"
             utc = provenance.utc_now()
             self.meter.begin(key)
@@ -180,12 +190,14 @@ class Runner:
                 progress.advance(task, w.repetitions - rep + 1)
                 break
             window = self.meter.end(key)
+            signals.check()  # before the row is written: a row after a stop signal is never written
             checks, check_error = {}, None
             if hasattr(backend, "check"):  # after the window: not timed
                 try:
                     checks = backend.check(test)
                 except Exception as e:  # noqa: BLE001 - the measurement stands; the check is named as failed
                     check_error = e
+                signals.check()
             row = {**self.base, "workload": w.name, "test": test, "kind": w.kind, "backend": backend.name,
                    "model": w.model.label(), "model_sha256": sha, "repetition": rep, "utc_time": utc,
                    "warmups": w.warmups, "idle_power_w": self.idle_power_w, **settings, **window.columns(),
@@ -195,6 +207,9 @@ class Runner:
             rows.append(row)
             outcome.rows.append(row)
             progress.advance(task)
+            problem = getattr(kinds.get(w.kind), "problem", None)
+            if problem is not None and (why := problem(metrics)):
+                self._fail(outcome, f"{what} repetition {rep}", BackendError(why), "the row is kept")
             if check_error is not None:
                 self._fail(outcome, f"{what} repetition {rep} (check)", check_error,
                            "the row is kept without it; skipping the rest of the test")
@@ -207,7 +222,7 @@ class Runner:
                 msg = (f"{w.name} {test}: {metric} varies by {c:.1%} (coefficient of variation over {len(vals)} "
                        f"repetitions, above {w.cv_warn:.0%}): the box was busy or throttling; more repetitions help")
                 outcome.warnings.append(msg)
-                self.console.print(f"[yellow]warning[/yellow] {msg}")
+                self.console.print(f"[yellow]warning[/yellow] {escape(msg)}")
 
 
 def summary_table(rows: list[dict]) -> Table:
@@ -226,7 +241,7 @@ def summary_table(rows: list[dict]) -> Table:
             if not vals:
                 continue
             c = cv(vals)
-            table.add_row(wname if first else "", test if first else "", m, str(len(vals)),
+            table.add_row(escape(wname) if first else "", escape(test) if first else "", m, str(len(vals)),
                           f"{statistics.median(vals):.4g}", f"{min(vals):.4g}", f"{max(vals):.4g}",
                           f"{c:.1%}" if c is not None else "")
             first = False

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..config import Workload
 from ..errors import BackendError, ShadowbenchError
-from ..kinds.endpoint import parse_test
+from ..kinds.endpoint import endpoint_url, parse_test, redact_url
 from ..servers import LlamaCppServer
 from .texts import CORPUS
 
@@ -71,18 +71,19 @@ class EndpointBackend:
                                          alias=p["model_name"]).start()
             self.base_url = self.server.base_url
         else:
-            self.base_url = p["base_url"].rstrip("/")
+            self.base_url = p["base_url"]
+        self.shown_url = redact_url(self.base_url)  # never a password or a key in a row, a log or the screen
         key = os.environ.get(p["api_key_env"], "") if p["api_key_env"] else ""
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         try:
-            r = httpx.get(f"{self.base_url}/models", headers=self.headers, timeout=10.0)
+            r = httpx.get(endpoint_url(self.base_url, "/models"), headers=self.headers, timeout=10.0)
         except httpx.HTTPError as e:
             self.unload()
-            raise EndpointUnreachable(f"{self.base_url}: unreachable ({type(e).__name__}: {e}); is the server "
-                                      "running?") from e
+            raise EndpointUnreachable(f"{self.shown_url}: unreachable ({type(e).__name__}); is the server "
+                                      "running?") from None
         if r.status_code >= 400:
             self.unload()
-            raise EndpointUnreachable(f"{self.base_url}/models answered HTTP {r.status_code}")
+            raise EndpointUnreachable(f"{self.shown_url}/models answered HTTP {r.status_code}")
         tok = self.model_path if p["spawn"] else p["tokenizer"]
         if tok:
             import llama_cpp
@@ -97,7 +98,7 @@ class EndpointBackend:
 
     def settings(self) -> dict:
         where = "spawned llama_cpp.server" if self.workload.params["spawn"] else "external server"
-        return {"threads": self.workload.threads, "backend_build": f"{where} {self.base_url}",
+        return {"threads": self.workload.threads, "backend_build": f"{where} {self.shown_url}",
                 "n_gpu_layers": self.workload.params["n_gpu_layers"] if self.workload.params["spawn"] else None}
 
     def prepare(self, test: str) -> None:
@@ -121,7 +122,7 @@ class EndpointBackend:
         parts: list[str] = []
         usage = None
         try:
-            async with client.stream("POST", f"{self.base_url}/chat/completions", json=self._payload(),
+            async with client.stream("POST", endpoint_url(self.base_url, "/chat/completions"), json=self._payload(),
                                      headers=self.headers) as resp:
                 if resp.status_code != 200:
                     await resp.aread()
@@ -140,10 +141,13 @@ class EndpointBackend:
                     except ValueError:
                         res.error = "bad_json"
                         return res
-                    if obj.get("usage"):
-                        usage = obj["usage"]
-                    for ch in obj.get("choices") or []:
-                        delta = (ch.get("delta") or {}).get("content")
+                    chunk = _chunk(obj)
+                    if chunk is None:  # valid JSON of the wrong shape
+                        res.error = "bad_shape"
+                        return res
+                    if chunk[1] is not None:
+                        usage = chunk[1]
+                    for delta in chunk[0]:
                         if delta:
                             now = time.perf_counter()
                             if res.ttft is None:
@@ -167,7 +171,11 @@ class EndpointBackend:
         res.e2e = time.perf_counter() - t0
         res.text = "".join(parts)
         if usage and usage.get("completion_tokens") is not None:
-            res.output_tokens, res.prompt_tokens = usage["completion_tokens"], usage.get("prompt_tokens")
+            out, prompt = usage["completion_tokens"], usage.get("prompt_tokens")
+            if not _count(out) or (prompt is not None and not _count(prompt)):
+                res.error = "bad_usage"  # a token count that is not a whole number >= 0
+                return res
+            res.output_tokens, res.prompt_tokens = out, prompt
             res.source = "usage"
         elif self.tokenizer is not None:
             res.output_tokens = len(self.tokenizer.tokenize(res.text.encode(), add_bos=False, special=True))
@@ -176,6 +184,14 @@ class EndpointBackend:
         if not res.ok:
             res.error = "empty"
         return res
+
+    async def _bounded(self, client: httpx.AsyncClient) -> Result:
+        """One request within its deadline: ``timeout_s`` bounds the whole request (a server that trickles tokens
+        forever fails as ``deadline``), not only each read."""
+        try:
+            return await asyncio.wait_for(self._one(client), self.workload.params["timeout_s"])
+        except asyncio.TimeoutError:
+            return Result(ok=False, error="deadline")
 
     async def _step(self, concurrency: int | None, rate: float | None) -> list[Result]:
         p = self.workload.params
@@ -187,13 +203,13 @@ class EndpointBackend:
 
                 async def bounded():
                     async with sem:
-                        return await self._one(client)
+                        return await self._bounded(client)
 
                 return list(await asyncio.gather(*(bounded() for _ in range(n))))
 
             async def at(i):
                 await asyncio.sleep(i / rate)
-                return await self._one(client)
+                return await self._bounded(client)
 
             return list(await asyncio.gather(*(at(i) for i in range(n))))
 
@@ -230,6 +246,30 @@ class EndpointBackend:
             if prompts:
                 out["prompt_tokens"] = int(np.mean(prompts))
         return out
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _chunk(obj) -> tuple[list[str | None], dict | None] | None:
+    """(content deltas, usage) of one streamed chunk, or None when it is not shaped like an OpenAI chunk."""
+    if not isinstance(obj, dict):
+        return None
+    choices = obj.get("choices") or []
+    usage = obj.get("usage") or None
+    if not isinstance(choices, list) or (usage is not None and not isinstance(usage, dict)):
+        return None
+    deltas = []
+    for ch in choices:
+        delta = ch.get("delta") if isinstance(ch, dict) else None
+        delta = {} if delta is None else delta
+        content = delta.get("content") if isinstance(delta, dict) else 0
+        if not isinstance(ch, dict) or not isinstance(delta, dict) or (content is not None
+                                                                        and not isinstance(content, str)):
+            return None
+        deltas.append(content)
+    return deltas, usage
 
 
 def create(workload: Workload, model_path: Path | None) -> EndpointBackend:

@@ -4,6 +4,7 @@ part's counter read at the window edges. Everything vendor-specific is asked of 
 from __future__ import annotations
 
 import csv
+import os
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ class PowerLog:
 
     COLUMNS = ["t_s", "domain", "source", "power_w", "gpu_util_pct", "gpu_mem_used_gb", "sm_clock_mhz",
                "gpu_temp_c", "clock_event_mask"]
-    FLUSH_EVERY = 20
+    FLUSH_EVERY = 20  # samples: about every 2 s at 10 Hz, flushed and fsynced
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -29,11 +30,22 @@ class PowerLog:
         self._w.writerow(["" if v is None else (f"{v:.6g}" if isinstance(v, float) else v) for v in values])
         self._n += 1
         if self._n % self.FLUSH_EVERY == 0:
+            self._sync()
+
+    def _sync(self) -> None:
+        try:
             self._f.flush()
+            os.fsync(self._f.fileno())
+        except OSError:  # a full disk must not stop the measurement; the rows file reports it
+            pass
 
     def close(self) -> None:
         if not self._f.closed:
-            self._f.close()
+            self._sync()
+            try:
+                self._f.close()
+            except OSError:
+                pass
 
 
 class EnergyMeter:

@@ -3,6 +3,7 @@ spawned on loopback) under a concurrency sweep (``c4``) or at a fixed request ra
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 from ..columns import Column as C, ratio
 from ..errors import ConfigError
@@ -26,6 +27,31 @@ def parse_test(name: str) -> tuple[int | None, float | None] | None:
         return int(m["c"]), None
     rate = float(m["r"])
     return (None, rate) if rate > 0 else None
+
+
+def redact_url(url: str) -> str:
+    """The URL without user:password@ and without its query and fragment (where API keys hide): what a row, a log
+    line or the screen may show."""
+    u = urlsplit(url)
+    host = u.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{u.port}" if u.port else "")
+    return urlunsplit((u.scheme, netloc, u.path, "", ""))
+
+
+def endpoint_url(base_url: str, path: str) -> str:
+    """``path`` (/models, /chat/completions) under the base URL, keeping its query string (some servers take the
+    key there)."""
+    u = urlsplit(base_url)
+    return urlunsplit((u.scheme, u.netloc, u.path.rstrip("/") + path, u.query, ""))
+
+
+def problem(metrics: dict) -> str | None:
+    """A repetition whose every request failed measured nothing: the run says so and exits 1 (the row is kept)."""
+    if metrics.get("requests") and not metrics.get("completed"):
+        return f"every request of the step failed ({metrics.get('failures') or 'no answer'})"
+    return None
 
 
 KEYS = {

@@ -1,6 +1,7 @@
 """Suite keys as data: a key's type(s), default, check and what is expected. Import-light (no backend, no torch)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -16,8 +17,16 @@ class Key:
     check: Callable[[Any], bool] | None = None
 
 
+INT32_MAX = 2**31 - 1  # the engines' C int: a larger value would be truncated silently by the bindings
+
+
+def _all(*checks):
+    return lambda v: all(c(v) for c in checks if c is not None)
+
+
 def int_key(expected="an integer", default=None, required=False, check=None) -> Key:
-    return Key((int,), expected, default, required, check)
+    """An integer within a C int (what llama.cpp, CTranslate2 and onnxruntime take) and ``check``."""
+    return Key((int,), expected, default, required, _all(lambda v: -INT32_MAX - 1 <= v <= INT32_MAX, check))
 
 
 def str_key(expected="a string", default=None, required=False, check=None) -> Key:
@@ -25,7 +34,8 @@ def str_key(expected="a string", default=None, required=False, check=None) -> Ke
 
 
 def number_key(expected: str, default=None, check=None) -> Key:
-    return Key((float, int), expected, default, False, check)
+    """A finite number (TOML allows inf and nan) and ``check``."""
+    return Key((float, int), expected, default, False, _all(math.isfinite, check))
 
 
 def bool_key(expected="true or false", default=False) -> Key:
