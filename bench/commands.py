@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .errors import ShadowbenchError
 
 
 def cmd_validate(args) -> int:
@@ -112,27 +113,60 @@ def cmd_pick_suite(args) -> int:
     return 0
 
 
-def cmd_pin(args) -> int:
-    """Resolve each hub model's current commit and pin it (needs network)."""
-    import re
+class HubUnreachable(ShadowbenchError):
+    """The Hugging Face hub could not be asked (offline, no network, unknown repo)."""
 
-    from huggingface_hub import HfApi
+
+def pin_suite(path: Path, resolve, write: bool) -> list[tuple[str, str, str]]:
+    """(workload, repo, commit) for each hub model without a revision; with ``write``, the suite file edited as
+    TOML (comments, order and table style kept) with ``revision`` added to each such model table. ``resolve``
+    (repo id) -> commit sha."""
+    import tomllib
+
+    import tomlkit
 
     from .config import load_suite
 
-    suite = load_suite(args.suite, check_models=False)
-    text = Path(args.suite).read_text()
-    api = HfApi()
-    for w in suite.workloads:
+    suite = load_suite(path, check_models=False)
+    text = Path(path).read_text(encoding="utf-8")
+    doc = tomlkit.parse(text)
+    pinned = []
+    for i, w in enumerate(suite.workloads):
         ref = w.model
         if ref.source != "hf" or ref.revision:
             continue
-        sha = api.model_info(ref.name).sha
-        print(f"{w.name}: {ref.name} revision = {sha}")
-        text = re.sub(rf'hf_repo = "{re.escape(ref.name)}"(?![^}}]*revision)',
-                      f'hf_repo = "{ref.name}", revision = "{sha}"', text)
-    if args.write:
-        Path(args.suite).write_text(text)
+        sha = resolve(ref.name)
+        doc["workloads"][i]["model"]["revision"] = sha  # an inline table or a [workloads.model] table alike
+        pinned.append((w.name, ref.name, sha))
+    if write and pinned:
+        new = tomlkit.dumps(doc)
+        data = tomllib.loads(new)  # refuse to write anything that is not TOML, or that lost a pin
+        for i, w in enumerate(suite.workloads):
+            if any(name == w.name for name, _, _ in pinned) and not data["workloads"][i]["model"].get("revision"):
+                raise ShadowbenchError(f"{path}: could not add the revision to workload {w.name}; the file is "
+                                       "unchanged")
+        Path(path).write_text(new, encoding="utf-8")
+        load_suite(path, check_models=False)
+    return pinned
+
+
+def cmd_pin(args) -> int:
+    """Resolve each hub model's current commit and pin it (needs network)."""
+    def resolve(repo: str) -> str:
+        from huggingface_hub import HfApi
+
+        try:
+            return HfApi().model_info(repo).sha
+        except Exception as e:  # noqa: BLE001 - offline, no network, unknown repo: one clear line
+            raise HubUnreachable(f"could not ask the Hugging Face hub for {repo} ({type(e).__name__}); pinning "
+                                 "needs network access (HF_HUB_OFFLINE unset)") from None
+
+    pinned = pin_suite(Path(args.suite), resolve, args.write)
+    for name, repo, sha in pinned:
+        print(f"{name}: {repo} revision = {sha}")
+    if not pinned:
+        print(f"{args.suite}: every hub model is pinned already (or there are none)")
+    elif args.write:
         print(f"wrote {args.suite}")
     return 0
 

@@ -37,9 +37,9 @@ def new_result_path(results_dir: Path, machine: str, stamp: str, suite: str) -> 
     except (FileExistsError, NotADirectoryError) as e:
         raise ConfigError(results_dir, "--results-dir", "a folder (or a path where one can be made)",
                           f"<{e.filename} is a file>") from e
-    except PermissionError as e:
+    except OSError as e:  # permission denied, a read-only filesystem
         raise ConfigError(results_dir, "--results-dir", "a folder shadowbench may write in",
-                          f"<permission denied: {e.filename}>") from e
+                          f"<{e.strerror}: {e.filename}>") from e
     return folder / f"{stamp}-{suite}.csv"
 
 
@@ -68,7 +68,7 @@ class ResultWriter:
             except FileExistsError:
                 n += 1
                 path = path.with_name(f"{path.stem.rsplit('~', 1)[0]}~{n}{path.suffix}")
-            except (PermissionError, IsADirectoryError, NotADirectoryError) as e:
+            except OSError as e:  # permission denied, a read-only filesystem, not a folder
                 raise ConfigError(path.parent, "--results-dir", "a folder shadowbench may write in",
                                   f"<{type(e).__name__}: {e.strerror}>") from e
         self.path = path

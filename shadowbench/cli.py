@@ -2,17 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 import analysis.commands
 import bench.commands
-from bench import __version__
+from bench import __version__, signals
 from bench.errors import ShadowbenchError
-
-
-def _term_to_interrupt(signum, frame):  # SIGTERM ends a run like Ctrl-C: completed rows are kept
-    raise KeyboardInterrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _term_to_interrupt)
+    signals.install()  # SIGINT and SIGTERM end a run in any phase; completed rows are kept
     try:
         return args.func(args)
     except ShadowbenchError as e:

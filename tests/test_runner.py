@@ -22,7 +22,7 @@ def _csvs(folder):
 def test_run_writes_one_row_per_repetition(write_suite, tmp_path):
     suite = write_suite(TINY_LLM_SUITE.format(reps=3, tests='["pp64", "tg16", "pp48+tg12"]'))
     res = tmp_path / "results"
-    r = run_cli("run", suite, "--results-dir", res, "--machine", "box-a", "--no-progress", "--idle-s", "0.5")
+    r = run_cli("run", suite, "--results-dir", res, "--machine", "box-a", "--no-progress", "--idle-s", "1")
     assert r.returncode == 0, r.stderr
     assert "idle power" in r.stderr
     [path] = _csvs(res)
