@@ -70,9 +70,6 @@ class Workload:
     cv_warn: float
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
-    def param(self, key: str):
-        return self.params[key]
-
 
 @dataclass(frozen=True)
 class Energy:

@@ -30,6 +30,3 @@ def check() -> None:
     if _received:
         raise KeyboardInterrupt
 
-
-def received() -> list[str]:
-    return [signal.Signals(s).name for s in _received]
