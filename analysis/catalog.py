@@ -35,10 +35,23 @@ class LLMPrice:
     usd_per_mtok_cache_read: float | None = None
     batch_in: float | None = None
     batch_out: float | None = None
+    genai_ref: str = ""  # the genai-prices model id: requests are priced by its own calculation (tiers included)
 
     def request_usd(self, prompt_tokens: float, output_tokens: float) -> float:
-        """Token-weighted: input tokens at the input price, output tokens at the output price."""
+        """Token-weighted: input tokens at the input price, output tokens at the output price; a genai-prices
+        model is priced by the library for this exact request, so a long prompt lands in its price tier."""
+        if self.genai_ref:
+            return _genai_request_usd(self.genai_ref, round(prompt_tokens), round(output_tokens))
         return (prompt_tokens * self.usd_per_mtok_in + output_tokens * self.usd_per_mtok_out) / 1e6
+
+
+@lru_cache(maxsize=4096)
+def _genai_request_usd(model_ref: str, prompt_tokens: int, output_tokens: int) -> float:
+    from genai_prices import Usage, calc_price
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(calc_price(Usage(input_tokens=prompt_tokens, output_tokens=output_tokens), model_ref).total_price)
 
 
 @dataclass(frozen=True)
@@ -129,7 +142,7 @@ def _genai_llm(model_id: str) -> LLMPrice | None:
                     provider=r.provider.name, source=f"genai-prices {genai_prices_version()} ({r.model.id})",
                     as_of=f"genai-prices {genai_prices_version()} data snapshot",
                     usd_per_mtok_cache_read=_base(getattr(mp, "cache_read_mtok", None)),
-                    batch_in=batch[0], batch_out=batch[1])
+                    batch_in=batch[0], batch_out=batch[1], genai_ref=model_id)
 
 
 def guide_llms() -> dict[str, LLMPrice]:
@@ -169,12 +182,35 @@ def unit_price(kind: str, price_id: str) -> UnitPrice:
     return prices[price_id]
 
 
+@dataclass(frozen=True)
+class Retirement:
+    id: str
+    status: str  # retired | deprecated
+    date: str
+    successor: str
+    source: str
+
+    def label(self) -> str:
+        return f"{self.status} {self.date}, successor {self.successor}"
+
+
+def retirements() -> dict[str, Retirement]:
+    """Retired and deprecated models by id; a guide row (guide:X) is looked up by X and by its catalog_id."""
+    return {e["id"]: Retirement(e["id"], e["status"], e["date"], e["successor"], e["source"])
+            for e in _prices_toml().get("retired", [])}
+
+
+def retirement(price_id: str) -> Retirement | None:
+    r = retirements()
+    if price_id in r:
+        return r[price_id]
+    raw = {e["id"]: e for kind in ("llm", "stt", "tts", "image") for e in _prices_toml().get(kind, [])}
+    alias = raw.get(price_id, {}).get("catalog_id") or price_id.removeprefix("guide:")
+    return r.get(alias)
+
+
 def tariff_usd_per_kwh() -> float:
     return float(_builds_toml()["tariff"]["usd_per_kwh"])
-
-
-def days_per_month() -> float:
-    return float(_builds_toml()["defaults"]["days_per_month"])
 
 
 def builds() -> dict[str, Build]:

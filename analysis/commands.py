@@ -57,13 +57,18 @@ def cmd_prices(args) -> int:
     con = Console(width=160)
     t = Table(title=f"LLM API prices per 1M tokens (genai-prices {catalog.genai_prices_version()} bundled snapshot; "
                     "guide rows as printed)")
-    for c in ("model", "provider", "input", "output", "batch in/out", "cache read", "source / date"):
+    def status(pid: str) -> str:
+        r = catalog.retirement(pid)
+        return r.label() if r else ""
+
+    for c in ("model", "provider", "input", "output", "batch in/out", "cache read", "source / date", "status"):
         t.add_column(c)
     for mid in catalog.LISTED_LLMS:
         p = catalog.llm_price(mid)
         batch = f"${p.batch_in:g} / ${p.batch_out:g}" if p.batch_in is not None else ""
         cache = f"${p.usd_per_mtok_cache_read:g}" if p.usd_per_mtok_cache_read is not None else ""
-        t.add_row(p.id, p.provider, f"${p.usd_per_mtok_in:g}", f"${p.usd_per_mtok_out:g}", batch, cache, p.as_of)
+        t.add_row(p.id, p.provider, f"${p.usd_per_mtok_in:g}", f"${p.usd_per_mtok_out:g}", batch, cache, p.as_of,
+                  status(p.id))
     raw = {e["id"]: e for e in catalog._prices_toml()["llm"]}
     for p in catalog.guide_llms().values():
         now = ""
@@ -73,40 +78,196 @@ def cmd_prices(args) -> int:
             same = (c.usd_per_mtok_in, c.usd_per_mtok_out) == (p.usd_per_mtok_in, p.usd_per_mtok_out)
             now = f"; genai-prices {cid}: ${c.usd_per_mtok_in:g}/${c.usd_per_mtok_out:g}{'' if same else ' (DIFFERS)'}"
         t.add_row(p.id, "guide", f"${p.usd_per_mtok_in:g}", f"${p.usd_per_mtok_out:g}", "", "",
-                  f"{p.source}, {p.as_of}{now}")
+                  f"{p.source}, {p.as_of}{now}", status(p.id))
     con.print(t)
     for kind, title, fmt in (("stt", "Speech-to-text per audio minute", lambda v: f"${v:g}"),
                              ("tts", "Text-to-speech per 1M characters", lambda v: f"${v * 1e6:g}"),
                              ("image", "Images per image", lambda v: f"${v:g}")):
         t = Table(title=title)
-        for c in ("id", "provider", "price", "as of", "source", "checked"):
+        for c in ("id", "provider", "price", "as of", "source", "checked", "status"):
             t.add_column(c)
         for p in catalog.unit_prices(kind).values():
-            t.add_row(p.id, p.provider, fmt(p.usd_per_unit), p.as_of, p.source, p.note)
+            t.add_row(p.id, p.provider, fmt(p.usd_per_unit), p.as_of, p.source, p.note, status(p.id))
         con.print(t)
+    t = Table(title="Retired and deprecated models (requests to a retired model fail)")
+    for c in ("id", "status", "date", "successor", "source"):
+        t.add_column(c)
+    for r in catalog.retirements().values():
+        t.add_row(r.id, r.status, r.date, r.successor, r.source)
+    con.print(t)
     print(f"electricity: ${catalog.tariff_usd_per_kwh():g}/kWh (analysis/data/builds.toml)")
     return 0
 
 
 def _measured_unit(results_dir: Path, build_id: str, machine: str | None, workload: str | None, kind: str,
                    prompt: int, output: int):
-    """The local unit of work from the committed rows of the build's machines (or --machine): one workload, the
-    named one or else the one with the most rows."""
+    """(unit of work, problems, note) from the committed rows of the build's machines (or --machine): one workload,
+    the named one or else the one with the most rows, real weights before synthetic ones."""
     from bench import kinds
 
     from . import catalog, rows
 
     df, problems = rows.load(results_dir)
     if df.empty:
-        return None, problems
+        return None, problems, ""
     row_kind = kinds.by_price_kind(kind).NAME  # stt -> asr; llm -> llm (in-process rows)
     machines = [machine] if machine else [m for m, b in catalog.machine_builds().items() if b == build_id]
-    g = rows.select(df, machines, row_kind, workload)
+    g, note = rows.select(df, machines, row_kind, workload)
     if g.empty:
-        return None, problems
+        return None, problems, note
     if kind == "llm":
-        return rows.llm_unit(g, prompt, output), problems
-    return rows.priced_unit(g, row_kind), problems
+        return rows.llm_unit(g, prompt, output), problems, note
+    return rows.priced_unit(g, row_kind), problems, note
+
+
+def _check_inputs(args) -> None:
+    """Every number of the question: finite and in range, else the one-line error (exit 2)."""
+    import math
+
+    checks = [("--requests-per-day", args.requests_per_day, lambda v: v >= 0, "a number >= 0"),
+              ("--prompt-tokens", args.prompt_tokens, lambda v: v >= 0, "a whole number >= 0"),
+              ("--output-tokens", args.output_tokens, lambda v: v >= 0, "a whole number >= 0"),
+              ("--hours-per-day", args.hours_per_day, lambda v: 0 < v <= 24, "a number of hours > 0 and <= 24"),
+              ("--usd-per-kwh", args.usd_per_kwh, lambda v: v >= 0, "a price >= 0")]
+    for flag, v, ok, expected in checks:
+        if v is not None and not (math.isfinite(v) and ok(v)):
+            raise ConfigError("<command line>", flag, expected, str(v))
+
+
+def _api_price(kind: str, api: str):
+    """The API price for the kind; an id of another kind is refused naming the kind it belongs to."""
+    from . import catalog
+
+    other = [k for k in ("stt", "tts", "image") if k != kind and api in catalog.unit_prices(k)]
+    if kind == "llm":
+        if other:
+            raise ConfigError("<command line>", "--api", f"an LLM model for --kind llm; {api} is a {other[0]} price: "
+                              f"use --kind {other[0]}", api)
+        price = catalog.llm_price(api)
+        if not (price.usd_per_mtok_in or price.usd_per_mtok_out):
+            raise ConfigError("<command line>", "--api", "an LLM model with token prices", f"<{api}: no token prices>")
+        return price
+    if api not in catalog.unit_prices(kind):
+        if other:
+            raise ConfigError("<command line>", "--api", f"a {kind} price; {api} is a {other[0]} price: use --kind "
+                              f"{other[0]}", api)
+        try:
+            catalog.llm_price(api)
+            raise ConfigError("<command line>", "--api", f"a {kind} price; {api} is an LLM model: use --kind llm", api)
+        except catalog.UnknownName:
+            pass
+    return catalog.unit_price(kind, api)
+
+
+def cmd_cost(args) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from bench import kinds
+
+    from . import catalog, cost
+
+    _check_inputs(args)
+    b = catalog.build(args.build)
+    price = _api_price(args.kind, args.api)
+    days = cost.DAYS_PER_MONTH
+    kwh = args.usd_per_kwh if args.usd_per_kwh is not None else catalog.tariff_usd_per_kwh()
+    hours = args.hours_per_day if args.hours_per_day is not None else b.hours_per_day
+    n = args.requests_per_day
+    pricing = kinds.by_price_kind(args.kind).PRICING
+    what, units = pricing.unit, pricing.unit + "s"
+    shape = f" of {args.prompt_tokens}+{args.output_tokens} tokens" if args.kind == "llm" else ""
+    print(f"question: {n:,g} {units}/day{shape} on {b.label} ({b.id}) vs API {price.id}; electricity ${kwh:g}/kWh; "
+          f"{hours:g} h/day on; {cost.CALENDAR}")
+    if args.kind == "llm":
+        per_task = price.request_usd(args.prompt_tokens, args.output_tokens)
+        api_basis = (f"{price.id} at ${price.usd_per_mtok_in:g}/${price.usd_per_mtok_out:g} per 1M input/output "
+                     f"tokens ({price.source}; {price.as_of})")
+    else:
+        per_task = price.usd_per_unit
+        api_basis = f"{price.id} at ${price.usd_per_unit:g} per {price.unit} ({price.source}, as of {price.as_of})"
+    retired = catalog.retirement(price.id)
+    api_month = per_task * n * days
+
+    mode = args.local_power
+    unit, note, problems = None, "", []
+    if mode in ("auto", "measured"):
+        unit, problems, note = _measured_unit(Path(args.results_dir), b.id, args.machine, args.workload, args.kind,
+                                              args.prompt_tokens, args.output_tokens)
+        if unit is None and mode == "measured":
+            raise ConfigError(args.results_dir, "--local-power measured",
+                              f"result rows of kind {args.kind} for build {b.id} (see [machines] in builds.toml) or "
+                              "--machine", "<no such rows>")
+    for p in problems:
+        print(f"warning: skipped a results file: {p}")
+    anchor = None
+    try:
+        anchor = cost.unit_from_anchor(b, args.kind, args.output_tokens)
+    except LookupError:
+        pass
+    if unit is None and mode in ("auto", "anchor"):
+        unit = anchor
+    if unit is None and mode in ("auto", "guide") and b.guide_power_usd_per_month is not None:
+        local = cost.guide_local_monthly(b, anchor, n)  # capacity from the build's speed figure, where it has one
+        basis = f"{local.note}; rows used: none"
+    elif unit is None:
+        raise ConfigError("<command line>", "--local-power", "a basis this build and kind have (measured rows, a "
+                          "speed figure in builds.toml, or a guide power figure)", mode)
+    else:
+        local = cost.local_monthly(unit, n, b, kwh, days, hours)
+        label = " (ESTIMATED energy)" if unit.estimated else ""
+        basis = (f"{unit.basis}{label}: {unit.seconds:.4g} s busy per {what}; "
+                 + (f"{unit.device_energy_j:.4g} J at the device; " if unit.device_energy_j is not None else "")
+                 + f"{cost.wall_energy_j(unit, b):.4g} J at the wall; rows used: {unit.rows}"
+                 + (f"; {local.note}" if local.note else ""))
+
+    # the decision first
+    be = None if local.over_capacity else cost.breakeven_months(b.hardware_usd, api_month, local.total_usd)
+    if local.over_capacity:
+        cap = local.capacity_per_day
+        spill = n - cap
+        decision = (f"OVER CAPACITY: the box serves {cap:,.0f} {units}/day in {hours:g} h; {spill:,.0f}/day would "
+                    f"overflow to the API (${per_task * spill * days:,.2f}/month): no break-even at this volume")
+    else:
+        cheaper = local.total_usd < api_month
+        decision = (f"local is {'cheaper' if cheaper else 'NOT cheaper'} to run than the API at this volume "
+                    f"(${local.total_usd:,.2f} vs ${api_month:,.2f} per month); ")
+        decision += ("break-even: n/a (no hardware price for this build)" if b.hardware_usd is None else
+                     f"break-even: {cost.fmt_months(be)} for ${b.hardware_usd:,.0f} of hardware")
+    print(f"decision: {decision}")
+    if retired:
+        print(f"note: {price.id} is {retired.label()} ({retired.source})")
+
+    t = Table(title=None, box=None, pad_edge=False)
+    for c, j in (("", "left"), (f"per {what}", "right"), ("per month", "right"), ("", "left")):
+        t.add_column(c, justify=j)
+    tc = local.per_task()
+    money = lambda v, f=",.6f": "" if v is None else f"${v:{f}}"  # noqa: E731
+    t.add_row("API", money(per_task), money(api_month, ",.2f"), escape(api_basis))
+    if local.basis == "guide":
+        t.add_row("local running (guide's flat power)", money(tc.energy_usd), money(local.total_usd, ",.2f"), "")
+    else:
+        t.add_row("local energy at the wall", money(tc.energy_usd), money(local.energy_usd, ",.2f"),
+                  f"{local.busy_hours_per_day:.2f} busy h/day")
+        t.add_row("local idle share", money(tc.idle_usd), money(local.idle_usd, ",.2f"),
+                  f"{max(0.0, hours - local.busy_hours_per_day):.2f} idle h/day at {b.idle_wall_w or 0:g} W")
+        t.add_row("local running", money(tc.running_usd), money(local.total_usd, ",.2f"), "energy + idle")
+    if local.amortization_usd is not None:
+        t.add_row("hardware amortization", money(tc.amortization_usd), money(local.amortization_usd, ",.2f"),
+                  f"${b.hardware_usd:,.0f} over {b.lifetime_years:g} years")
+        t.add_row("local all-in", money(tc.all_in_usd), money(local.all_in_usd, ",.2f"), "running + amortization")
+    Console(width=200, highlight=False).print(t)
+    cap_text = (f"{local.capacity_per_day:,.0f} {units}/day in {hours:g} h" if local.capacity_per_day is not None
+                else "not checked (no speed figure for this build and kind)")
+    print(f"capacity: {cap_text}" + ("  (OVER CAPACITY at this volume)" if local.over_capacity else ""))
+    print(f"local basis: {basis}")
+    if note:
+        print(f"note: {note}")
+    if b.hardware_usd is not None:
+        _sweep(n, per_task, unit if unit is not None else anchor, b, kwh, days,
+               local if local.basis == "guide" else None, units, hours)
+    return 0
 
 
 def _sweep(n, per_task, unit, b, kwh, days, flat, units, hours) -> None:
@@ -119,87 +280,9 @@ def _sweep(n, per_task, unit, b, kwh, days, flat, units, hours) -> None:
         v = n * f
         api, local, be, over = cost.breakeven_at(v, per_task, unit, b, kwh, days, flat_usd, hours)
         print(f"  {v:>12,.0f}: ${api:>10,.2f} / ${local:>8,.2f} -> "
-              + ("more than the box can serve in its hours on" if over else cost.fmt_months(be)))
+              + ("over capacity: more than the box can serve in its hours on" if over else cost.fmt_months(be)))
     cross = cost.crossover_volume(per_task, unit, b, kwh, days, flat_usd, hours_per_day=hours)
-    life = cost.crossover_volume(per_task, unit, b, kwh, days, flat_usd, within_months=b.lifetime_years * 12,
+    life = cost.crossover_volume(per_task, unit, b, kwh, days, flat_usd, within_months=cost.lifetime_months(b),
                                  hours_per_day=hours)
     print(f"crossover: local costs less to run than the API from {cost.fmt_volume(cross)} {units}/day; "
           f"the hardware pays back within its {b.lifetime_years:g}-year life from {cost.fmt_volume(life)} {units}/day")
-
-
-def cmd_cost(args) -> int:
-    from bench import kinds
-
-    from . import catalog, cost
-
-    b = catalog.build(args.build)
-    days = catalog.days_per_month()
-    kwh = args.usd_per_kwh if args.usd_per_kwh is not None else catalog.tariff_usd_per_kwh()
-    hours = args.hours_per_day
-    n = args.requests_per_day
-    units = kinds.by_price_kind(args.kind).PRICING.unit + "s"
-    print(f"question: {n:g} {units}/day of {args.kind} on {b.label} "
-          f"vs API {args.api}; months of {days:g} days; electricity ${kwh:g}/kWh")
-    if args.kind == "llm":
-        price = catalog.llm_price(args.api)
-        per_req = price.request_usd(args.prompt_tokens, args.output_tokens)
-        api_month = per_req * n * days
-        print(f"API: {price.id} at ${price.usd_per_mtok_in:g}/${price.usd_per_mtok_out:g} per 1M input/output tokens "
-              f"({price.source}; {price.as_of}): ${per_req:.6f} per request of {args.prompt_tokens}+"
-              f"{args.output_tokens} tokens -> ${api_month:,.2f}/month")
-    else:
-        price = catalog.unit_price(args.kind, args.api)
-        api_month = price.usd_per_unit * n * days
-        print(f"API: {price.id} at ${price.usd_per_unit:g} per {price.unit} ({price.source}, as of {price.as_of}) "
-              f"-> ${api_month:,.2f}/month")
-
-    mode = args.local_power
-    unit = None
-    problems: list[str] = []
-    if mode in ("auto", "measured"):
-        unit, problems = _measured_unit(Path(args.results_dir), b.id, args.machine, args.workload, args.kind,
-                                        args.prompt_tokens, args.output_tokens)
-        if unit is None and mode == "measured":
-            raise ConfigError(args.results_dir, "--local-power measured",
-                              f"result rows of kind {args.kind} for build {b.id} (see [machines] in builds.toml) or "
-                              "--machine",
-                              "<no such rows>")
-    for p in problems:
-        print(f"warning: skipped a results file: {p}")
-    if unit is None and mode in ("auto", "anchor") and args.kind == "llm" and b.anchor_llm:
-        unit = cost.llm_unit_from_anchor(b, args.output_tokens)
-    if unit is None and mode in ("auto", "guide") and b.guide_power_usd_per_month is not None:
-        local = cost.guide_local_monthly(b)
-        print(f"local running cost: ${local.total_usd:,.2f}/month ({local.note})")
-        print("rows used: none (guide figure)")
-    elif unit is None:
-        raise ConfigError("<command line>", "--local-power", "a basis this build and kind have (measured rows, a "
-                          "speed figure in builds.toml, or a guide power figure)", mode)
-    else:
-        local = cost.local_monthly(unit, n, b, kwh, days, hours)
-        label = " (ESTIMATED energy)" if unit.estimated else ""
-        what = "request" if args.kind == "llm" else price.unit
-        print(f"local: {unit.seconds:.4g} s busy per {what}; "
-              + (f"{unit.device_energy_j:.4g} J at the device{label}; " if unit.device_energy_j is not None else "")
-              + f"{cost.wall_energy_j(unit, b):.4g} J at the wall")
-        print(f"local running cost: ${local.total_usd:,.2f}/month = energy ${local.energy_usd:,.2f} + idle "
-              f"${local.idle_usd:,.2f} ({local.busy_hours_per_day:.2f} busy of {hours or b.hours_per_day:g} h/day on)"
-              + (f"; {local.note}" if local.note else ""))
-        if local.capacity_per_day is not None:
-            print(f"capacity: {local.capacity_per_day:,.0f} {what}s/day in {hours or b.hours_per_day:g} h"
-                  + ("  (OVER CAPACITY at this volume)" if local.over_capacity else ""))
-        print(f"rows used: {unit.rows}")
-    be = cost.breakeven_months(b.hardware_usd, api_month, local.total_usd)
-    if b.hardware_usd is not None:
-        _sweep(n, api_month / (n * days) if n else 0.0, unit, b, kwh, days, local if unit is None else None, units,
-               hours)
-    if b.hardware_usd is None:
-        print("break-even: n/a (no hardware price for this build)")
-    else:
-        print(f"break-even: {cost.fmt_months(be)} for ${b.hardware_usd:,.0f} of hardware "
-              f"(hardware ÷ (API ${api_month:,.2f} − local ${local.total_usd:,.2f} per month))")
-        am = cost.amortization_per_task(b, n)
-        if am is not None:
-            print(f"amortization: ${am:.6g} per {'request' if args.kind == 'llm' else price.unit} over "
-                  f"{b.lifetime_years:g} years at this volume")
-    return 0

@@ -99,31 +99,37 @@ def markdown(sections: list[Section], head: list[str]) -> str:
 # ------------------------------------------------------------------------------------------------------ plots
 
 
+def _t(text: str) -> str:
+    """Text as matplotlib should print it: a dollar sign is a dollar sign, not the start of math."""
+    return text.replace("$", r"\$")
+
+
 def _bars(ax, c: BarChart) -> None:
     x = range(len(c.labels))
     for s in c.series:
         bars = ax.bar(x, s.values, yerr=s.yerr, capsize=4 if s.yerr else 0, color=s.colors, bottom=s.bottom,
-                      label=s.label or None, edgecolor="black" if s.hatches else None)
+                      label=_t(s.label) or None, edgecolor="black" if s.hatches else None)
         for bar, h in zip(bars, s.hatches or []):
             if h:
                 bar.set_hatch(h)
-    ax.set_xticks(list(x), c.labels, fontsize=c.label_size, rotation=c.rotate, ha="right" if c.rotate else "center")
+    ax.set_xticks(list(x), [_t(lab) for lab in c.labels], fontsize=c.label_size, rotation=c.rotate,
+                  ha="right" if c.rotate else "center")
     if c.log:
         ax.set_yscale("log")
     if c.legend:
         from matplotlib.patches import Patch
 
-        ax.legend(handles=[Patch(facecolor=col, hatch=h, edgecolor="black", label=lab) for lab, col, h in c.legend])
+        ax.legend(handles=[Patch(facecolor=col, hatch=h, edgecolor="black", label=_t(lab)) for lab, col, h in c.legend])
     elif any(s.label for s in c.series):
         ax.legend()
 
 
 def _lines(ax, c: LineChart) -> None:
     for ln in c.lines:
-        ax.plot(ln.x, ln.y, ln.style, color=ln.color, marker=ln.marker, label=ln.label)
+        ax.plot(ln.x, ln.y, ln.style, color=ln.color, marker=ln.marker, label=_t(ln.label))
     for x, y, text in c.marks:
         ax.axvline(x, color="gray", lw=0.8, ls=":")
-        ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, -15), fontsize=8)
+        ax.annotate(_t(text), (x, y), textcoords="offset points", xytext=(5, -15), fontsize=8)
     if c.logx:
         from matplotlib.ticker import NullFormatter, ScalarFormatter
 
@@ -131,7 +137,7 @@ def _lines(ax, c: LineChart) -> None:
         ax.set_xticks(sorted({x for ln in c.lines for x in ln.x}))
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(c.xlabel)
+    ax.set_xlabel(_t(c.xlabel))
     ax.legend(fontsize=8)
 
 
@@ -144,11 +150,11 @@ def plot(fig_spec: Figure, figdir: Path) -> Path:
     fig, axes = plt.subplots(1, len(fig_spec.panels), figsize=fig_spec.size, squeeze=False)
     for ax, panel in zip(axes[0], fig_spec.panels):
         (_bars if isinstance(panel, BarChart) else _lines)(ax, panel)
-        ax.set_ylabel(panel.ylabel)
+        ax.set_ylabel(_t(panel.ylabel))
         if panel.title:
-            ax.set_title(panel.title)
+            ax.set_title(_t(panel.title))
     if fig_spec.suptitle:
-        fig.suptitle(fig_spec.suptitle)
+        fig.suptitle(_t(fig_spec.suptitle))
     fig.tight_layout()
     path = Path(figdir) / fig_spec.file
     fig.savefig(path, dpi=110)

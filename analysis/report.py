@@ -76,8 +76,9 @@ def measured_section(df: pd.DataFrame) -> Section:
         if g["energy_j"].notna().any():
             src = "+".join(sorted(set(g["energy_source"])))
             label = " **ESTIMATED**" if g["estimated"].any() else ""
-            cells += [f"{g['energy_j'].median():.4g} J ({src}){label}", _g(g["j_per_output_token"].median()),
-                      _g(g["idle_power_w"].median())]
+            cells += [f"{g['energy_j'].median():.4g} J ({src}){label}",
+                      _g(g["j_per_output_token"].median()) + (label if g["j_per_output_token"].notna().any() else ""),
+                      _g(g["idle_power_w"].median()) + (label if g["idle_power_w"].notna().any() else "")]
         else:
             cells += ["not measured", "", ""]
         cells.append(", ".join(sorted(set(Path(f).name for f in g["file"]))))
@@ -183,10 +184,13 @@ def serving_section(df: pd.DataFrame) -> Section | None:
 def cost_per_request_section(df: pd.DataFrame) -> Section:
     p, o = shape()
     kwh = catalog.tariff_usd_per_kwh()
+    n = choices()["requests_per_day"]
     sec = Section(f"Dollars per 1,000 requests of {p}+{o} tokens", [
-        f"Local: running cost only (energy at ${kwh:g}/kWh through the PSU, plus the rest of the platform while "
-        "busy), no hardware amortization; API: token-weighted list prices."])
-    entries = []  # (label, usd per 1k, basis, source)
+        f"At {n:,} requests/day. Local running: energy at ${kwh:g}/kWh through the PSU plus the rest of the platform "
+        "while busy, and the idle hours the box is on spread over the requests. Local all-in: running plus the "
+        f"hardware's share over its life at this volume ({cost.CALENDAR}). API: token-weighted list prices. A volume "
+        "beyond the box's capacity is marked."])
+    entries = []  # (label, running per 1k, all-in per 1k or None, basis, source, over capacity)
     mb = catalog.machine_builds()
     llm = df[df["kind"] == "llm"] if not df.empty else df
     for (m, w), g in (llm.groupby(["machine", "workload"]) if not llm.empty else []):
@@ -198,26 +202,44 @@ def cost_per_request_section(df: pd.DataFrame) -> Section:
         b = catalog.build(mb[m]) if m in mb else None
         if unit.device_energy_j is None or b is None:
             continue
-        usd = cost.wall_energy_j(unit, b) / cost.J_PER_KWH * kwh * 1000
-        entries.append((f"{m}\n{w}" + ("\n(ESTIMATED energy)" if unit.estimated else ""), usd, "measured", unit.rows))
+        tc = cost.local_monthly(unit, n, b, kwh)
+        per = tc.per_task()
+        est = unit.estimated
+        entries.append((f"{m}\n{w}" + ("\n(ESTIMATED energy)" if est else ""), per.running_usd * 1000,
+                        None if per.all_in_usd is None else per.all_in_usd * 1000,
+                        "measured rows, ESTIMATED energy" if est else "measured rows", unit.rows, tc.over_capacity))
     for bid in choices()["anchor_builds"]:
         b = catalog.build(bid)
         unit = cost.llm_unit_from_anchor(b, o)
-        usd = cost.wall_energy_j(unit, b) / cost.J_PER_KWH * kwh * 1000
-        entries.append((f"{bid}\n{b.anchor_llm['model']}\n(catalog speed)", usd, "anchor", unit.rows))
+        tc = cost.local_monthly(unit, n, b, kwh)
+        per = tc.per_task()
+        entries.append((f"{bid}\n{b.anchor_llm['model']}\n(catalog speed)", per.running_usd * 1000,
+                        None if per.all_in_usd is None else per.all_in_usd * 1000, "builds.toml speed and watts",
+                        unit.rows, tc.over_capacity))
     for mid in choices()["llm_apis"]:
         price = catalog.llm_price(mid)
-        entries.append((f"API\n{mid}", price.request_usd(p, o) * 1000, "api", f"{price.source}"))
-    sec.blocks.append(Table(["what", "$ per 1,000 requests", "basis", "from"],
-                            [[e[0].replace("\n", " "), f"{e[1]:.4f}", e[2], e[3]] for e in entries]))
-    colors = {"measured": GREEN, "anchor": PURPLE, "api": RED}
+        usd = price.request_usd(p, o) * 1000
+        entries.append((f"API\n{mid}", usd, usd, "API list price", f"{price.source}", False))
+
+    def usd(v, over):
+        return "" if v is None else f"{v:.4f}" + (" (over capacity)" if over else "")
+
+    sec.blocks.append(Table(
+        ["what", "$ per 1,000 requests: running", "$ per 1,000 requests: all-in", "basis", "from"],
+        [[e[0].replace("\n", " "), usd(e[1], e[5]), usd(e[2], e[5]) if e[2] is not None else "no hardware price",
+          e[3], e[4]] for e in entries]))
+    colors = {"measured rows": GREEN, "measured rows, ESTIMATED energy": ORANGE, "builds.toml speed and watts": PURPLE,
+              "API list price": RED}
     sec.blocks.append(Figure(
         "usd_per_1k_requests.png", "Dollars per 1,000 requests",
-        "$ per 1,000 requests. Green: measured rows (named in the table); purple: builds.toml speed and "
-        "wall-power figures; red: API list prices (genai-prices snapshot). A 135M-parameter model is not a "
-        "substitute for these APIs in quality: the CPU row shows what this box's measured energy costs.",
-        [BarChart([e[0] for e in entries], [Bars([e[1] for e in entries], [colors[e[2]] for e in entries])],
-                  "$ per 1,000 requests (log)", f"Local running cost vs API price, {p}+{o}-token requests", log=True,
+        f"$ per 1,000 requests at {n:,} requests/day, all-in where the hardware has a price, else running only "
+        "(hatched). Rows: named in the table. Orange: this box's rows, whose energy is ESTIMATED from CPU time; "
+        "purple: builds.toml speed and wall-power figures; red: API list prices (genai-prices snapshot). A "
+        "135M-parameter model is not a substitute for these APIs in quality.",
+        [BarChart([e[0] for e in entries],
+                  [Bars([e[2] if e[2] is not None else e[1] for e in entries], [colors[e[3]] for e in entries],
+                        hatches=[None if e[2] is not None else "//" for e in entries])],
+                  "$ per 1,000 requests (log)", f"All-in local cost vs API price, {p}+{o}-token requests", log=True,
                   label_size=6, rotate=30)], size=(10, 5.5)))
     return sec
 
@@ -261,17 +283,19 @@ def unit_cost_section(df: pd.DataFrame) -> Section:
 def scenarios_section() -> Section:
     sec = Section("The guides' break-even examples and case studies", [
         "shadowbench: months = hardware ÷ (API per month − local running cost per month), *never* when the box "
-        "costs at least as much to run; token prices weighted by input and output tokens; months of 30 days. "
-        "`hardware ÷ API` is the guides' own formula, shown to separate the two errors."])
+        "costs at least as much to run, *over capacity* when the volume needs more busy hours than the box is on; "
+        f"token prices weighted by input and output tokens at today's prices; {cost.CALENDAR}. `hardware ÷ API` is "
+        "the guides' own formula, shown to separate the errors; the guides' figures are as printed."])
     body = []
     for f in scenarios.all_breakeven_files():
         for r in scenarios.compute(f):
             guide_api = r.guide.get("monthly_usd")
+            be = f"**over capacity** ({r.capacity_note})" if r.over_capacity else f"**{cost.fmt_months(r.breakeven)}**"
             body.append([r.title, r.label, f"${r.api_monthly:,.2f}",
                          f"${guide_api:,.2f}" if guide_api is not None else "",
-                         f"${r.local.total_usd:,.2f} ({r.local.basis})", f"**{cost.fmt_months(r.breakeven)}**",
-                         cost.fmt_months(r.guide_style_breakeven), r.guide.get("breakeven", ""),
-                         r.guide.get("note", "") or "; ".join(r.notes), f"`analysis/scenarios/{f.name}`"])
+                         f"${r.local.total_usd:,.2f} ({r.local.basis})", be,
+                         cost.fmt_months(r.guide_style_breakeven), r.guide.get("breakeven", ""), r.why(),
+                         f"`analysis/scenarios/{f.name}`"])
     sec.blocks.append(Table(["scenario", "case", "API / month", "guide's API / month", "local running / month",
                              "break-even (shadowbench)", "hardware ÷ API", "guide says", "why they differ", "from"],
                             body))
@@ -323,7 +347,7 @@ def volume_sweep_section() -> Section:
                 cells.append("over capacity" if over else cost.fmt_months(be).split(" (")[0])
             cells.append(cost.fmt_volume(cost.crossover_volume(per_task, u, b, kwh, flat_local_monthly=flat)))
             cells.append(cost.fmt_volume(cost.crossover_volume(per_task, u, b, kwh, flat_local_monthly=flat,
-                                                               within_months=b.lifetime_years * 12)))
+                                                               within_months=cost.lifetime_months(b))))
             body.append(cells)
     p, o = shape()
     first = catalog.build(c["builds"][0])

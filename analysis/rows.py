@@ -37,7 +37,7 @@ def load(results_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     frames, problems = [], []
     for path in result_files(results_dir):
         try:
-            rows = read_rows(path, problems)  # bad lines are named in problems; whole rows are kept
+            rows = read_rows(path, problems, line_numbers=True)  # bad lines are named; whole rows are kept
         except ConfigError as e:
             problems.append(str(e))
             continue
@@ -53,7 +53,30 @@ def load(results_dir: Path) -> tuple[pd.DataFrame, list[str]]:
         if c in df.columns:
             df[c] = pd.to_numeric(df[c].replace("", None), errors="coerce")
     df["estimated"] = df["energy_source"].fillna("").str.split("+").apply(lambda s: "estimated" in s)
-    return df, problems
+    bad = _impossible(df)
+    for i, why in bad.items():
+        problems.append(f"{df.at[i, 'file']}: line {df.at[i, '_line']}: {why}; the row is left out")
+    return df.drop(index=list(bad)).reset_index(drop=True), problems
+
+
+def _impossible(df: pd.DataFrame) -> dict[int, str]:
+    """Rows whose values cannot be a measurement: no positive window, negative energy, no work done. Named by file
+    and line and left out, as corrupt lines are."""
+    out: dict[int, str] = {}
+    for i, r in df.iterrows():
+        if not (r["wall_s"] > 0):
+            out[i] = f"wall_s: expected a window > 0 s, got {r['wall_s']!r}"
+        elif r["energy_j"] < 0:
+            out[i] = f"energy_j: expected >= 0 J or empty, got {r['energy_j']!r}"
+        elif r["kind"] in kinds.names() and r["kind"] != "endpoint":
+            pricing = kinds.get(r["kind"]).PRICING
+            try:
+                units = float(pricing.units(r))
+            except (KeyError, TypeError, ValueError):
+                units = float("nan")
+            if not (units > 0):
+                out[i] = f"expected some work done ({pricing.unit}s > 0), got {units!r}"
+    return out
 
 
 def groups(df: pd.DataFrame, by: list[str] | None = None):
@@ -71,16 +94,31 @@ def provenance(sub: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
-def select(df: pd.DataFrame, machines: list[str], kind: str, workload: str | None = None) -> pd.DataFrame:
-    """The rows of one workload of ``kind`` on ``machines``: the named workload, else the one with the most rows;
-    of that, the newest suite version only."""
+def synthetic(g: pd.DataFrame) -> bool:
+    return "weights" in g and bool((g["weights"] == "synthetic").any())
+
+
+def select(df: pd.DataFrame, machines: list[str], kind: str, workload: str | None = None) -> tuple[pd.DataFrame, str]:
+    """(rows, note): the rows of one workload of ``kind`` on ``machines``: the named workload, else the one with the
+    most rows among those with real weights (a synthetic-weights workload only when there is nothing else, and the
+    note says so); of that, the newest suite version only."""
     sub = df[df["machine"].isin(machines) & (df["kind"] == kind)] if not df.empty else df
     if workload:
         sub = sub[sub["workload"] == workload]
     if sub.empty:
-        return sub
-    g = sub[sub["workload"] == (workload or sub["workload"].value_counts().index[0])]
-    return g[g["suite_version"] == g["suite_version"].max()]
+        return sub, ""
+    note = ""
+    if not workload:
+        real = sub[~sub["workload"].isin({w for w, g in sub.groupby("workload") if synthetic(g)})]
+        if real.empty:
+            note = "only synthetic-weights workloads measured: their speed is the model's shape, not a real model's"
+        else:
+            sub = real
+    name = workload or sub["workload"].value_counts().index[0]
+    g = sub[sub["workload"] == name]
+    if note:
+        note = f"workload {name}: {note}"
+    return g[g["suite_version"] == g["suite_version"].max()], note
 
 
 def _source(df: pd.DataFrame) -> tuple[str, bool]:

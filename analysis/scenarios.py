@@ -11,6 +11,21 @@ from bench.errors import ConfigError
 from . import catalog, cost
 
 SCENARIOS = Path(__file__).parent / "scenarios"
+DAYS_PER_WEEK = 7.0
+
+# The errors the guides' arithmetic makes, named once; a scenario case lists the ones behind its guide figures
+# (``guide_errors``) and the report's "why they differ" says them in these words.
+GUIDE_ERRORS = {
+    "unweighted_blend": "input and output prices averaged into one rate, without weighting by the tokens of each",
+    "running_cost_ignored": "hardware ÷ API spend: the box's own running cost is left out",
+    "gpt4o_mini_price": "GPT-4.1-mini priced at gpt-4o-mini's $0.15/$0.60 per 1M (it is $0.40/$1.60)",
+    "blend_of_wrong_price": "the $0.375/1M blend averages gpt-4o-mini's prices, not GPT-4.1-mini's ($0.40/$1.60)",
+    "days_for_years": "days written where the arithmetic gives years",
+    "four_week_month": "a month of 4 weeks (28 days); shadowbench counts 30/7 weeks per month",
+    "flat_power_arithmetic": "the flat monthly power figure does not follow from its own basis in 30-day months",
+    "capacity_ignored": "the volume needs more busy hours than the box has in its hours on: it cannot serve it",
+    "retired_model": "the API model priced has been retired since (see `shadowbench prices`)",
+}
 
 
 @dataclass
@@ -26,6 +41,8 @@ class TaskLine:
 
 @dataclass
 class CaseResult:
+    """One case of a scenario: shadowbench's figures from the corrected model, the guide's as printed."""
+
     scenario_id: str
     title: str
     source: str
@@ -38,6 +55,15 @@ class CaseResult:
     guide_style_breakeven: float | None
     guide: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    over_capacity: bool = False
+    capacity_note: str = ""
+
+    def why(self) -> str:
+        """The named guide errors behind the difference, then the case's own arithmetic note."""
+        parts = [GUIDE_ERRORS[e] for e in self.guide.get("errors", [])]
+        if self.guide.get("note"):
+            parts.append(self.guide["note"])
+        return "; ".join(parts) or "; ".join(self.notes)
 
 
 def load(path: Path) -> dict:
@@ -47,24 +73,14 @@ def load(path: Path) -> dict:
         raise ConfigError(path, "<syntax>", "valid TOML", f"<{e}>") from e
 
 
-def _unit_seconds(task: dict, b: catalog.Build) -> tuple[float, str]:
-    """Busy seconds per unit (request, audio minute, character, image) from the build's speed figures."""
-    kind = task["kind"]
+def _unit_seconds(task: dict, b: catalog.Build) -> tuple[float | None, str]:
+    """Busy seconds per unit (request, audio minute, character, image) from the build's speed figures; None where
+    the build has no speed figure for the kind."""
     try:
-        if kind == "llm":
-            u = cost.llm_unit_from_anchor(b, task["output_tokens"])
-            return u.seconds, u.rows
-        if kind == "stt" and b.anchor_stt:
-            a = b.anchor_stt
-            return 60 * a["rtf"], f"{a['model']} RTF {a['rtf']} ({a['source']})"
-        if kind == "tts" and b.anchor_tts:
-            a = b.anchor_tts
-            return a["rtf"] / a["chars_per_audio_s"], f"{a['model']} RTF {a['rtf']} ({a['source']})"
-        if kind == "image" and b.anchor_image:
-            return b.anchor_image["s_per_image"], f"{b.anchor_image['model']} ({b.anchor_image['source']})"
+        u = cost.unit_from_anchor(b, task["kind"], task.get("output_tokens", 0))
+        return u.seconds, u.rows
     except LookupError:
-        pass
-    return 0.0, f"no {kind} speed figure for {b.id}: busy time not counted, idle power only"
+        return None, f"no {task['kind']} speed figure for {b.id}: busy time not counted, idle power only"
 
 
 def _api_line(task: dict, per_month: float, file: Path, days: float) -> tuple[str, float]:
@@ -82,34 +98,52 @@ def compute(path: Path, power: str | None = None, usd_per_kwh: float | None = No
     data = load(path)
     sc = data["scenario"]
     b = catalog.build(sc["build"])
-    days = catalog.days_per_month()
+    days = cost.DAYS_PER_MONTH
     kwh = catalog.tariff_usd_per_kwh() if usd_per_kwh is None else usd_per_kwh
     power = power or sc.get("power", "guide")
     out = []
     for case in data.get("cases", [{"label": "as given", "scale": 1}]):
         scale = case.get("scale", 1)
         lines = []
+        checked = True
         for t in data["tasks"]:
-            per_month = (t["units_per_day"] * days if "units_per_day" in t else t["units_per_month"]) * scale
+            per_month = _per_month(t, path) * scale
             price_id, usd = _api_line(t, per_month, path, days)
             secs, basis = _unit_seconds(t, b)
-            lines.append(TaskLine(t["name"], t["kind"], per_month, price_id, usd, secs * per_month / days, basis))
+            checked = checked and secs is not None
+            lines.append(TaskLine(t["name"], t["kind"], per_month, price_id, usd, (secs or 0.0) * per_month / days,
+                                  basis))
         api = sum(x.api_usd_per_month for x in lines)
         notes = []
+        busy_s = sum(x.local_seconds_per_day for x in lines)
+        unit = cost.LocalUnit(seconds=busy_s, device_energy_j=None, basis="model")  # one day's work as one task
         if power == "guide" and b.guide_power_usd_per_month is not None:
-            local = cost.guide_local_monthly(b)
+            local = cost.guide_local_monthly(b, unit if checked and busy_s > 0 else None, tasks_per_day=1)
         else:
-            busy_s = sum(x.local_seconds_per_day for x in lines)
-            unit = cost.LocalUnit(seconds=busy_s, device_energy_j=None, basis="model")
             local = cost.local_monthly(unit, 1, b, kwh, days)
             notes += sorted({x.local_basis for x in lines})
-        be = cost.breakeven_months(b.hardware_usd, api, local.total_usd)
+        over = checked and busy_s > b.hours_per_day * 3600
+        cap_note = (f"needs {busy_s / 3600:,.1f} busy hours a day; the box is on {b.hours_per_day:g}" if over
+                    else "" if checked else "capacity not checked (no speed figure for every task)")
+        be = None if over else cost.breakeven_months(b.hardware_usd, api, local.total_usd)
         guide_style = cost.guide_breakeven_months(b.hardware_usd, api) if b.hardware_usd and api > 0 else None
         out.append(CaseResult(scenario_id=sc["id"], title=sc["title"], source=sc["source"], label=case["label"],
                               build=b, lines=lines, api_monthly=api, local=local, breakeven=be,
                               guide_style_breakeven=guide_style,
-                              guide={k[6:]: v for k, v in case.items() if k.startswith("guide_")}, notes=notes))
+                              guide={k[6:]: v for k, v in case.items() if k.startswith("guide_")}, notes=notes,
+                              over_capacity=over, capacity_note=cap_note))
     return out
+
+
+def _per_month(t: dict, path: Path) -> float:
+    """Units per 30-day month from units_per_day, units_per_week (30/7 weeks a month) or units_per_month."""
+    if "units_per_day" in t:
+        return t["units_per_day"] * cost.DAYS_PER_MONTH
+    if "units_per_week" in t:
+        return t["units_per_week"] * cost.DAYS_PER_MONTH / DAYS_PER_WEEK
+    if "units_per_month" in t:
+        return t["units_per_month"]
+    raise ConfigError(path, "tasks", "units_per_day, units_per_week or units_per_month", "<none of them>")
 
 
 def all_breakeven_files() -> list[Path]:
@@ -147,7 +181,7 @@ def routing(path: Path, requests_per_day: float | None = None, usd_per_kwh: floa
     data = load(path)
     sc = data["scenario"]
     b = catalog.build(sc["build"])
-    days = catalog.days_per_month()
+    days = cost.DAYS_PER_MONTH
     kwh = catalog.tariff_usd_per_kwh() if usd_per_kwh is None else usd_per_kwh
     n = requests_per_day if requests_per_day is not None else sc["requests_per_day"]
     default = catalog.llm_price(sc["all_api"])

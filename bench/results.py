@@ -128,11 +128,11 @@ def is_result_file(path: Path) -> bool:
     return not head.startswith(b"t_s,")
 
 
-def read_rows(path: Path, problems: list[str] | None = None) -> list[dict[str, str]]:
+def read_rows(path: Path, problems: list[str] | None = None, line_numbers: bool = False) -> list[dict[str, str]]:
     """Rows of one result file, migrated to the current schema. A file that cannot be read as a result file raises
     a ConfigError naming it. A bad line (a row cut short by a stopped run or a full disk, a wrong field count, an
     unknown schema version) raises too, unless ``problems`` is given: then it is named there (file and line) and
-    left out, and every whole row is kept."""
+    left out, and every whole row is kept. ``line_numbers`` adds each row's line in the file as ``_line``."""
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark is not part of the first column's name
@@ -185,5 +185,8 @@ def read_rows(path: Path, problems: list[str] | None = None) -> list[dict[str, s
                 int(version) < SCHEMA_VERSION and int(version) not in columns.MIGRATIONS):
             bad(f"line {line}: schema_version", f"a schema version shadowbench reads ({known})", version)
             continue
-        rows.append(columns.migrate(row, int(version)))
+        row = columns.migrate(row, int(version))
+        if line_numbers:
+            row["_line"] = str(line)
+        rows.append(row)
     return rows

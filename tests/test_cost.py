@@ -1,4 +1,6 @@
-"""Golden tests of the cost model against the guides (months of 30 days, as the guides count), and the catalogs."""
+"""Golden tests of the cost model against the guides, computed by hand here (months of 30 days, years of 365.25
+days), the catalogs, and every bad input of `shadowbench cost`."""
+
 import pytest
 
 from analysis import catalog, cost, scenarios
@@ -37,22 +39,108 @@ def test_haiku_2000_requests_per_day():
     assert cost.guide_breakeven_months(740, api) == pytest.approx(10.28, abs=0.01)
 
 
-def test_healthcare_case_study_breaks_even_in_6_months():
+def test_healthcare_case_study():
     [r] = scenarios.compute(scenarios.SCENARIOS / "case-healthcare.toml")
-    assert r.api_monthly == pytest.approx(270.5625)
+    # transcription 100 × 30 × 15 min × $0.006 = $270.00; notes 3,000 × 500 tokens at GPT-4.1-mini's real $1.60/1M
+    # output = $2.40 (the guide's $0.56 used a blend of gpt-4o-mini's prices)
+    assert r.api_monthly == pytest.approx(270.00 + 2.40)
     assert r.local.total_usd == 20
-    assert round(r.breakeven, 1) == 6.0
-    assert r.guide["breakeven"] == "5.5 months"
+    assert round(r.breakeven, 1) == 5.9  # 1,500 ÷ (272.40 − 20) = 5.94
+    # with the guide's own $270.56 it is 6.0 months (1,500 ÷ 250.56 = 5.99): the price correction moves it 0.05
+    assert round(cost.breakeven_months(1500, 270.5625, 20), 1) == 6.0
+    assert r.guide["breakeven"] == "5.5 months" and r.guide["monthly_usd"] == 270.56
     assert round(r.guide_style_breakeven, 1) == 5.5
+    assert "GPT-4.1-mini" in r.why() and "running cost is left out" in r.why()
 
 
-def test_scenarios_match_the_guides_api_figures():
+def test_case_studies_at_real_prices_and_30_day_months():
     [agency] = scenarios.compute(scenarios.SCENARIOS / "case-content-agency.toml")
-    assert agency.api_monthly == pytest.approx(9.025)
+    # posts 3,000 × 200 × $1.60/1M = $0.96; 300 audio min/week × 30/7 × $0.006 = $7.714; 20 images/week × 30/7 × $0.02
+    assert agency.api_monthly == pytest.approx(0.96 + 300 * 30 / 7 * 0.006 + 20 * 30 / 7 * 0.02)
+    assert "4 weeks" in agency.why()
     [indie] = scenarios.compute(scenarios.SCENARIOS / "case-indie-game.toml")
-    assert indie.api_monthly == pytest.approx(6.3075) and indie.breakeven is None
+    # 10 × 30 × $0.02 + 50/week × 30/7 × 100 tokens × $1.60/1M + 20,000 chars × $15/1M
+    assert indie.api_monthly == pytest.approx(6.00 + 50 * 30 / 7 * 100 * 1.6e-6 + 0.30) and indie.breakeven is None
     haiku = scenarios.compute(scenarios.SCENARIOS / "haiku-breakeven.toml")
     assert [r.breakeven is None for r in haiku] == [True, False]
+    assert "retired" in haiku[0].why() and "averaged" in haiku[0].why()
+
+
+def test_gpt41_mini_scenario_at_its_real_price_and_capacity():
+    price = catalog.llm_price("gpt-4.1-mini")
+    assert (price.usd_per_mtok_in, price.usd_per_mtok_out) == (0.40, 1.60)
+    ten, thousand, tenk = scenarios.compute(scenarios.SCENARIOS / "gpt41mini-breakeven.toml")
+    # $0.40 × 500 + $1.60 × 500 per 1M = $0.001 per request
+    assert ten.api_monthly == pytest.approx(0.30) and ten.breakeven is None  # the box's $20/month is more
+    assert thousand.api_monthly == pytest.approx(30.0) and thousand.breakeven == pytest.approx(1500 / 10)
+    # 10,000 × 500 tokens at 45 tokens/s is 30.9 busy hours a day: the box cannot serve it, no break-even
+    assert tenk.over_capacity and tenk.breakeven is None
+    assert tenk.capacity_note == "needs 30.9 busy hours a day; the box is on 8"
+    assert "days written where the arithmetic gives years" in tenk.why() and "cannot serve" in tenk.why()
+
+
+def test_image_breakeven_scenario():
+    ten, hundred, thousand = scenarios.compute(scenarios.SCENARIOS / "image-breakeven.toml")
+    assert ten.api_monthly == pytest.approx(10 * 30 * 0.02) and thousand.api_monthly == pytest.approx(600)
+    b = catalog.build("rtx4080-desktop")
+    # 1,000 images × 15 s at 450 W, and 60 W idle for the rest of 8 hours, at $0.12/kWh, 30 days
+    busy_h = 1000 * 15 / 3600
+    local = (1000 * 15 * 450 / 3.6e6 + 60 * (8 - busy_h) / 1000) * 0.12 * 30
+    assert thousand.local.total_usd == pytest.approx(local)
+    assert thousand.breakeven == pytest.approx(2000 / (600 - local))
+    assert hundred.guide["breakeven"] == "3 years" and b.anchor_image["s_per_image"] == 15
+
+
+def test_all_in_cost_per_1000_requests_on_the_4060ti_box():
+    b = catalog.build("rtx4060ti")
+    unit = cost.llm_unit_from_anchor(b, 200)  # 200 tokens at 64 tokens/s = 3.125 s at 250 W
+    m = cost.local_monthly(unit, 2000, b, 0.12)
+    per = m.per_task()
+    energy = 250 * 3.125 / 3.6e6 * 0.12                              # $0.0000260 per request
+    idle = 35 * (8 - 2000 * 3.125 / 3600) / 1000 * 0.12 / 2000      # $0.0000132
+    amort = 740 / (4 * 365.25 * 2000)                               # $0.0002533
+    assert per.energy_usd == pytest.approx(energy) and per.idle_usd == pytest.approx(idle)
+    assert per.amortization_usd == pytest.approx(amort)
+    assert per.all_in_usd * 1000 == pytest.approx(0.2924, abs=5e-5)  # more than gpt-4o-mini's $0.195
+    assert catalog.llm_price("gpt-4o-mini").request_usd(500, 200) * 1000 == pytest.approx(0.195)
+
+
+def test_one_calendar():
+    assert cost.DAYS_PER_MONTH == 30 and cost.DAYS_PER_YEAR == 365.25
+    assert cost.fmt_months(92.6) == "92.6 months (7.6 years)"  # 2,778 days is 7.6 years, not 7.7
+    assert cost.lifetime_months(catalog.build("rtx4060ti")) == pytest.approx(4 * 365.25 / 30)
+    assert cost.amortization_per_task(catalog.build("rtx4060ti"), 1) == pytest.approx(740 / (4 * 365.25))
+
+
+def test_tiered_prices_use_the_price_librarys_calculation():
+    g = catalog.llm_price("gemini-2.5-pro")
+    # 250k prompt tokens are above the 200k tier: $2.50/1M, not the base $1.25/1M
+    assert g.request_usd(250_000, 1000) == pytest.approx(250_000 * 2.5e-6 + 1000 * 15e-6)
+    assert g.request_usd(1000, 1000) == pytest.approx(1000 * 1.25e-6 + 1000 * 10e-6)
+
+
+def test_retired_models_are_flagged_with_dates_and_successors():
+    r = catalog.retirement("claude-3-5-haiku")
+    assert (r.status, r.date, r.successor) == ("retired", "2026-02-19", "claude-haiku-4-5")
+    assert catalog.retirement("guide:claude-3-5-haiku").id == "claude-3-5-haiku"
+    assert catalog.retirement("guide:dall-e-2").date == "2026-05-12"
+    assert catalog.retirement("claude-haiku-4-5") is None
+
+
+def test_crossover_volume_is_rounded_up():
+    assert cost.fmt_volume(22.01) == "23" and cost.fmt_volume(250.0) == "250"
+
+
+def test_dollar_signs_survive_matplotlib():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.text import Text
+
+    from analysis.render import _t
+
+    label = "rtx4060ti: $740 + $9.00/month (guide's flat power)"
+    assert Text(text=_t(label))._preprocess_math(_t(label)) == (label, False)
 
 
 def test_every_scenario_computes():

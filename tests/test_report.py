@@ -37,7 +37,9 @@ def test_report_on_committed_results_writes_images_with_sources(committed_result
                                                    or "Catalog entries" in caption or "measured rows" in caption)
     assert "ESTIMATED" in text  # this box's energy is an estimate and says so
     assert "genai-prices 0.2.3" in text and "2025-10" in text  # the prices' dates
-    assert "**6.0 months**" in text and "5.5 months" in text  # healthcare: both figures
+    assert "**5.9 months**" in text and "5.5 months" in text  # healthcare: both figures
+    assert "**over capacity** (needs 30.9 busy hours a day; the box is on 8)" in text  # GPT-4.1-mini at 10,000/day
+    assert "(years of 365.25 days" in text or "years of 365.25 days" in text
 
 
 def test_committed_report_is_regenerated_from_committed_rows(committed_results):
@@ -89,10 +91,14 @@ def test_cost_cli_golden_and_rows_used(committed_results):
     r = run_cli("cost", "--kind", "llm", "--requests-per-day", 2000, "--prompt-tokens", 500, "--output-tokens", 200,
                 "--api", "claude-3-5-haiku", "--build", "rtx4060ti", "--local-power", "guide")
     assert r.returncode == 0, r.stderr
-    assert "$72.00/month" in r.stdout and "$9.00/month" in r.stdout and "11.7 months" in r.stdout
+    decision = r.stdout.splitlines()[1]
+    assert decision == ("decision: local is cheaper to run than the API at this volume ($9.00 vs $72.00 per month); "
+                        "break-even: 11.7 months for $740 of hardware")
+    assert "note: claude-3-5-haiku is retired 2026-02-19, successor claude-haiku-4-5" in r.stdout
+    assert "capacity: 9,216 requests/day in 8 h" in r.stdout  # the guide mode checks capacity with the speed figure
     r = run_cli("cost", "--requests-per-day", 50, "--api", "claude-3-5-haiku", "--build", "rtx4060ti",
                 "--local-power", "guide")
-    assert "break-even: never" in r.stdout and "$1.80/month" in r.stdout
+    assert "break-even: never" in r.stdout and "$1.80" in r.stdout
     # measured rows of this box: named in the output, labeled as estimated energy
     r = run_cli("cost", "--requests-per-day", 2000, "--api", "claude-3-5-haiku", "--build", "ci-cpu-vm",
                 "--results-dir", committed_results)
@@ -100,11 +106,89 @@ def test_cost_cli_golden_and_rows_used(committed_results):
     assert "rows used: " in r.stdout and "pp500+tg200" in r.stdout and "ESTIMATED" in r.stdout
 
 
+def test_cost_cli_over_capacity_prints_no_break_even():
+    r = run_cli("cost", "--requests-per-day", 20000, "--api", "claude-haiku-4-5", "--build", "rtx4060ti",
+                "--local-power", "anchor")
+    assert r.returncode == 0, r.stderr
+    decision = r.stdout.splitlines()[1]
+    # 20,000 × 3.125 s is 17.4 busy hours; the box serves 8 × 3600 / 3.125 = 9,216 a day
+    assert decision.startswith("decision: OVER CAPACITY: the box serves 9,216 requests/day in 8 h; 10,784/day")
+    assert "break-even:" not in r.stdout and "months" not in decision
+    # with the guide's flat power, capacity still comes from the build's speed figure
+    r = run_cli("cost", "--requests-per-day", 20000, "--api", "claude-haiku-4-5", "--build", "rtx4060ti",
+                "--local-power", "guide")
+    assert "OVER CAPACITY" in r.stdout.splitlines()[1]
+
+
+def test_cost_cli_all_in_components():
+    r = run_cli("cost", "--requests-per-day", 2000, "--api", "gpt-4o-mini", "--build", "rtx4060ti",
+                "--local-power", "anchor")
+    assert r.returncode == 0, r.stderr
+    lines = {x.split("  ")[0]: x for x in r.stdout.splitlines()}
+    assert "$0.000292" in lines["local all-in"] and "$17.55" in lines["local all-in"]
+    assert "$0.000195" in lines["API"]
+    assert "hardware amortization" in lines and "$740 over 4 years" in lines["hardware amortization"]
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--requests-per-day", "-5"], "--requests-per-day"),
+    (["--requests-per-day", "nan"], "--requests-per-day"),
+    (["--requests-per-day", "10", "--output-tokens", "-1"], "--output-tokens"),
+    (["--requests-per-day", "10", "--hours-per-day", "25"], "--hours-per-day"),
+    (["--requests-per-day", "10", "--hours-per-day", "0"], "--hours-per-day"),
+    (["--requests-per-day", "10", "--usd-per-kwh", "-0.1"], "--usd-per-kwh"),
+])
+def test_cost_cli_bad_numbers_exit_2(args, flag):
+    r = run_cli("cost", *args, "--api", "gpt-4o-mini", "--build", "rtx4060ti")
+    assert r.returncode == 2, r.stdout
+    [line] = r.stderr.strip().splitlines()
+    assert flag in line
+
+
+def test_cost_cli_api_of_the_wrong_kind():
+    r = run_cli("cost", "--requests-per-day", 10, "--api", "whisper-1", "--build", "rtx4060ti")
+    assert r.returncode == 2 and "whisper-1 is a stt price: use --kind stt" in r.stderr
+    r = run_cli("cost", "--kind", "stt", "--requests-per-day", 10, "--api", "gpt-4o-mini", "--build", "rtx4060ti")
+    assert r.returncode == 2 and "gpt-4o-mini is an LLM model: use --kind llm" in r.stderr
+
+
+def test_cost_cli_speech_and_images_from_build_speed_figures():
+    r = run_cli("cost", "--kind", "image", "--requests-per-day", 100, "--api", "gpt-image-1-medium", "--build",
+                "rtx4080-desktop", "--local-power", "anchor")
+    assert r.returncode == 0, r.stderr
+    assert "15 s busy per image" in r.stdout and "capacity: 1,920 images/day in 8 h" in r.stdout
+
+
+def test_impossible_rows_are_named_and_left_out(committed_results):
+    good = next(p for p in committed_results.rglob("*-quick.csv"))
+    lines = good.read_text().splitlines()
+    header = lines[0].split(",")
+    wall, energy, audio = header.index("wall_s"), header.index("energy_j"), header.index("audio_s")
+
+    def edit(line, i, v):
+        cells = next(__import__("csv").reader([line]))
+        cells[i] = v
+        import io
+        buf = io.StringIO()
+        __import__("csv").writer(buf, lineterminator="").writerow(cells)
+        return buf.getvalue()
+
+    asr = next(i for i, x in enumerate(lines) if ",asr," in x)
+    bad = [lines[0], edit(lines[1], wall, "0"), edit(lines[2], energy, "-5"), edit(lines[asr], audio, "0")]
+    (good.parent / "impossible.csv").write_text("\n".join(bad) + "\n")
+    out, problems = write_report(committed_results, plots=False)
+    text = " | ".join(problems)
+    assert "impossible.csv: line 2: wall_s: expected a window > 0 s" in text
+    assert "impossible.csv: line 3: energy_j: expected >= 0 J" in text
+    assert "impossible.csv: line 4: expected some work done (audio minutes > 0)" in text
+    assert "inf" not in out.read_text() and "nan" not in out.read_text().lower().replace("nano", "")
+
+
 def test_cost_cli_speech_from_measured_rows(committed_results):
     r = run_cli("cost", "--kind", "stt", "--requests-per-day", 600, "--api", "whisper-1", "--build", "ci-cpu-vm",
                 "--results-dir", committed_results)
     assert r.returncode == 0, r.stderr
-    assert "600 audio minutes/day" in r.stdout and "$108.00/month" in r.stdout  # 600 × 30 × $0.006
+    assert "600 audio minutes/day" in r.stdout and "$108.00" in r.stdout  # 600 × 30 × $0.006
     assert "s busy per audio minute" in r.stdout and "ESTIMATED" in r.stdout
     assert "whisper-tiny.en/transcribe" in r.stdout
     assert "break-even: n/a" in r.stdout  # a VM share has no hardware price
@@ -121,5 +205,6 @@ def test_prices_lists_dated_catalog():
     r = run_cli("prices")
     assert r.returncode == 0, r.stderr
     for needle in ("claude-3-5-haiku", "genai-prices 0.2.3", "whisper-1", "tts-1-hd", "dall-e-3", "2025-10",
-                   "guide:claude-3-5-haiku", "$0.12/kWh"):
+                   "guide:claude-3-5-haiku", "$0.12/kWh", "Retired and deprecated models", "claude-sonnet-4-5",
+                   "2026-05-12", "retired 2026-02-19, successor"):
         assert needle in r.stdout, needle
