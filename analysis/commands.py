@@ -215,6 +215,9 @@ def cmd_cost(args) -> int:
         raise ConfigError("<command line>", "--local-power", "a basis this build and kind have (measured rows, a "
                           "speed figure in builds.toml, or a guide power figure)", mode)
     else:
+        if unit.device_energy_j is None and not b.busy_wall_w:  # never a "0 J, $0.00" that looks measured
+            raise ConfigError("<command line>", "--build", f"rows with energy, or a build with a busy wall-power "
+                              f"figure; the rows have no energy and {b.id} has no busy_wall_w", b.id)
         local = cost.local_monthly(unit, n, b, kwh, days, hours)
         label = " (ESTIMATED energy)" if unit.estimated else ""
         basis = (f"{unit.basis}{label}: {unit.seconds:.4g} s busy per {what}; "

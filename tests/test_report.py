@@ -184,6 +184,29 @@ def test_impossible_rows_are_named_and_left_out(committed_results):
     assert "inf" not in out.read_text() and "nan" not in out.read_text().lower().replace("nano", "")
 
 
+def test_cost_cli_refuses_to_price_rows_without_energy_at_zero(committed_results):
+    import csv as _csv
+
+    quick = next(committed_results.rglob("*-quick.csv"))
+    rows = list(_csv.DictReader(open(quick)))
+    for r in rows:
+        r["energy_j"], r["energy_source"] = "", "none"
+    with open(quick, "w", newline="") as f:
+        w = _csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    r = run_cli("cost", "--requests-per-day", 100, "--api", "gpt-4o-mini", "--build", "ci-cpu-vm", "--results-dir",
+                committed_results, "--workload", "smollm2-135m-q4_1")
+    assert r.returncode == 2 and "the rows have no energy and ci-cpu-vm has no busy_wall_w" in r.stderr
+
+
+def test_cost_cli_says_when_only_synthetic_weights_were_measured(committed_results):
+    r = run_cli("cost", "--kind", "image", "--requests-per-day", 100, "--api", "gpt-image-1-medium", "--build",
+                "ci-cpu-vm", "--results-dir", committed_results)
+    assert r.returncode == 0, r.stderr
+    assert "only synthetic-weights workloads measured" in r.stdout
+
+
 def test_cost_cli_speech_from_measured_rows(committed_results):
     r = run_cli("cost", "--kind", "stt", "--requests-per-day", 600, "--api", "whisper-1", "--build", "ci-cpu-vm",
                 "--results-dir", committed_results)
