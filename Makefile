@@ -73,7 +73,7 @@ lint: deps
 	$(BIN)/ruff check bench analysis shadowbench tests
 
 unit: deps
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n auto
 
 slow: setup
 	$(BIN)/python -m pytest -q -m slow
