@@ -88,11 +88,76 @@ class Build:
     anchor_tts: dict = field(default_factory=dict)
 
 
+PRICE_DATA_ENV = "SHADOWBENCH_PRICE_DATA"  # a genai-prices data file from `shadowbench prices --update`
+
+
 def genai_prices_version() -> str:
+    """What LLM prices come from, as every output names it: the package's bundled snapshot (its version), or a
+    price-data file fetched by `shadowbench prices --update` (its name and date)."""
+    f = _price_data_file()
+    if f is not None:
+        return f"data file {f.name}"
     try:
         return metadata.version("genai-prices")
     except metadata.PackageNotFoundError:  # pragma: no cover
         return "not installed"
+
+
+@lru_cache(maxsize=1)
+def _price_data_file() -> Path | None:
+    """The price-data file named by SHADOWBENCH_PRICE_DATA, loaded into genai-prices in place of its bundled
+    snapshot; None (the default) keeps the snapshot."""
+    import json
+    import os
+
+    name = os.environ.get(PRICE_DATA_ENV)
+    if not name:
+        return None
+    path = Path(name).expanduser()
+    try:
+        providers = parse_price_data(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as e:
+        raise ConfigError(path, PRICE_DATA_ENV, "a genai-prices data file (from `shadowbench prices --update`)",
+                          f"<{type(e).__name__}: {str(e).splitlines()[0]}>") from None
+    from genai_prices import data_snapshot
+
+    data_snapshot.set_custom_snapshot(data_snapshot.DataSnapshot(providers, from_auto_update=True))
+    return path
+
+
+def parse_price_data(raw) -> list:
+    """genai-prices' own parser for its published data (the format `--update` downloads)."""
+    from genai_prices.types import _providers_from_raw  # the library's loader for fetched data
+
+    if not isinstance(raw, list):
+        raise ValueError("expected a list of providers")
+    return _providers_from_raw(raw)
+
+
+def update_price_data(url: str, dest_dir: Path, timeout_s: float = 20.0) -> tuple[Path, int]:
+    """Download genai-prices' current data, check it parses, save it as genai-prices-<UTC date>.json; (file,
+    providers). Network errors become one ShadowbenchError line."""
+    import json
+    from datetime import datetime, timezone
+
+    import httpx
+
+    from bench.errors import ShadowbenchError
+
+    try:
+        r = httpx.get(url, timeout=timeout_s, follow_redirects=True)
+        r.raise_for_status()
+        raw = json.loads(r.content)
+        providers = parse_price_data(raw)
+    except httpx.HTTPError as e:
+        raise ShadowbenchError(f"could not download price data from {url} ({type(e).__name__}); the bundled "
+                               "snapshot stays in use") from None
+    except ValueError as e:
+        raise ShadowbenchError(f"{url} did not answer with genai-prices data ({str(e).splitlines()[0]})") from None
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    out = dest_dir / f"genai-prices-{datetime.now(timezone.utc):%Y-%m-%d}.json"
+    out.write_text(json.dumps(raw), encoding="utf-8")
+    return out, len(providers)
 
 
 @lru_cache(maxsize=1)
@@ -122,6 +187,7 @@ def _base(v) -> float | None:
 def _genai_llm(model_id: str) -> LLMPrice | None:
     from genai_prices import Usage, calc_price
 
+    _price_data_file()  # a fetched data file, where the user named one
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -140,7 +206,8 @@ def _genai_llm(model_id: str) -> LLMPrice | None:
         batch = (None, None)
     return LLMPrice(id=model_id, usd_per_mtok_in=std[0] or 0.0, usd_per_mtok_out=std[1] or 0.0,
                     provider=r.provider.name, source=f"genai-prices {genai_prices_version()} ({r.model.id})",
-                    as_of=f"genai-prices {genai_prices_version()} data snapshot",
+                    as_of=f"genai-prices {genai_prices_version()}"
+                          + ("" if _price_data_file() else " data snapshot"),
                     usd_per_mtok_cache_read=_base(getattr(mp, "cache_read_mtok", None)),
                     batch_in=batch[0], batch_out=batch[1], genai_ref=model_id)
 

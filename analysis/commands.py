@@ -10,6 +10,10 @@ from bench.errors import ConfigError
 def register(sub) -> None:
     """Add the analysis commands to the ``shadowbench`` command line's subparsers."""
     pr = sub.add_parser("prices", help="list the dated API price catalog")
+    pr.add_argument("--update", action="store_true",
+                    help="download genai-prices' current LLM price data (needs network) into ~/.cache/shadowbench/"
+                         "prices/; use it with SHADOWBENCH_PRICE_DATA=FILE (the bundled snapshot stays the default)")
+    pr.add_argument("--url", default=None, help="where --update downloads from (default: genai-prices' own URL)")
     pr.set_defaults(func=cmd_prices)
 
     c = sub.add_parser("cost", help="API cost vs local running cost and break-even for one workload")
@@ -54,8 +58,20 @@ def cmd_prices(args) -> int:
 
     from . import catalog
 
+    if args.update:
+        import os
+
+        from genai_prices.update_prices import DEFAULT_UPDATE_URL
+
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shadowbench" / "prices"
+        path, n = catalog.update_price_data(args.url or DEFAULT_UPDATE_URL, cache)
+        print(f"saved {n} providers' prices to {path}")
+        print(f"use them with: {catalog.PRICE_DATA_ENV}={path} shadowbench cost ... (reports name the file); "
+              "without it the bundled snapshot is used")
+        return 0
     con = Console(width=160)
-    t = Table(title=f"LLM API prices per 1M tokens (genai-prices {catalog.genai_prices_version()} bundled snapshot; "
+    snapshot = "" if catalog._price_data_file() else " bundled snapshot"
+    t = Table(title=f"LLM API prices per 1M tokens (genai-prices {catalog.genai_prices_version()}{snapshot}; "
                     "guide rows as printed)")
     def status(pid: str) -> str:
         r = catalog.retirement(pid)

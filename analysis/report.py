@@ -399,7 +399,8 @@ def head(df: pd.DataFrame, results_dir: Path) -> list[str]:
         "# shadowbench report", "",
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `shadowbench report` from "
         f"{df['file'].nunique() if not df.empty else 0} result files ({len(df)} rows) under `{results_dir.name}`.", "",
-        f"Prices: LLM tokens from genai-prices {catalog.genai_prices_version()} (bundled data snapshot); "
+        f"Prices: LLM tokens from genai-prices {catalog.genai_prices_version()}"
+        + ("" if catalog._price_data_file() else " (bundled data snapshot)") + "; "
         f"speech, voice and image prices from `analysis/data/prices.toml`, dated {', '.join(prices_dates)} "
         "(see `shadowbench prices`); the guides' rows as printed. Electricity "
         f"${catalog.tariff_usd_per_kwh():g}/kWh. Builds and their assumptions: `analysis/data/builds.toml`.", ""]

@@ -224,6 +224,51 @@ def test_cost_cli_unknown_names_exit_2_with_close_matches():
     assert r.returncode == 2 and "close matches: rtx3090" in r.stderr
 
 
+def test_prices_update_downloads_checks_and_is_used_only_when_named(tmp_path):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    data = [{"id": "openai", "name": "OpenAI", "api_pattern": "https://api\\.openai\\.com",
+             "model_match": {"starts_with": "gpt-"},
+             "models": [{"id": "gpt-4o-mini", "match": {"equals": "gpt-4o-mini"},
+                         "prices": {"input_mtok": 0.2, "output_mtok": 0.8}}]}]
+
+    class Prices(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            body = json.dumps(data if self.path == "/data.json" else {"not": "prices"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Prices)
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    try:
+        r = run_cli("prices", "--update", "--url", f"{base}/data.json", env=env)
+        assert r.returncode == 0, r.stderr
+        [saved] = (tmp_path / "shadowbench" / "prices").glob("genai-prices-*.json")
+        r = run_cli("prices", "--update", "--url", f"{base}/other", env=env)
+        assert r.returncode == 1 and "did not answer with genai-prices data" in r.stderr
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    r = run_cli("prices", "--update", "--url", "http://127.0.0.1:9/x", env=env)
+    assert r.returncode == 1 and "the bundled snapshot stays in use" in r.stderr
+    # the default stays the bundled snapshot; the file is used only when named, and named in the output
+    plain = run_cli("cost", "--requests-per-day", 1000, "--api", "gpt-4o-mini", "--build", "rtx4060ti")
+    assert "genai-prices 0.2.3" in plain.stdout and "$0.15/$0.6 per 1M" in plain.stdout
+    named = run_cli("cost", "--requests-per-day", 1000, "--api", "gpt-4o-mini", "--build", "rtx4060ti",
+                    env={"SHADOWBENCH_PRICE_DATA": str(saved)})
+    assert named.returncode == 0, named.stderr
+    assert "$0.2/$0.8 per 1M" in named.stdout and f"data file {saved.name}" in named.stdout
+
+
 def test_prices_lists_dated_catalog():
     r = run_cli("prices")
     assert r.returncode == 0, r.stderr
