@@ -2,22 +2,21 @@
 
 In one go, on the same GGUF, threads, flash-attention setting and build flags, it measures pp512 and tg128 with
   1. llama.cpp's own ``llama-bench`` (built from the sources vendored in the llama-cpp-python sdist, with the
-     CMake flags of bench/buildflags.py, cached under ~/.cache/shadowbench/llama-bench/<key>),
+     CMake flags of bench/buildflags.py, by bench/llamacpp.py, cached under ~/.cache/shadowbench/llama.cpp/<key>),
   2. a bare llama-cpp-python loop (the same decode calls llama-bench makes, nothing else),
   3. the harness (Runner + LLM backend, rows written to a temporary folder),
 interleaved over several rounds so that drift of a shared machine hits all three alike, and prints medians and
-ratios. Targets: harness / llama-bench >= 0.97, harness / bare loop >= 0.98.
+ratios. Targets: harness / llama-bench >= 0.97, harness / bare loop >= 0.98. ``batched`` sets the harness's
+parallel-sequence decoding (``pp128+tg128xN``) against ``llama-batched-bench`` (target >= 0.95).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from . import buildflags, models
+from . import buildflags, llamacpp, models
 from .config import default_threads, load_suite
 from .energy import NullMeter, build_meter
 from .results import read_rows
@@ -36,38 +35,9 @@ TARGET_LLAMA_BENCH, TARGET_BARE = 0.97, 0.98
 console = Console(stderr=True)
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shadowbench"
-
-
 def build_llama_bench() -> Path:
     """llama-bench from the llama-cpp-python sdist of the pinned version, built with this box's flags."""
-    args = buildflags.cmake_args()
-    dest = cache_root() / "llama-bench" / buildflags.build_key(args)
-    exe = dest / "bin" / "llama-bench"
-    if exe.exists():
-        return exe
-    version = buildflags.LLAMA_CPP_PYTHON_VERSION
-    with tempfile.TemporaryDirectory() as tmp:
-        console.print(f"building llama-bench from the llama-cpp-python {version} sdist (once; ~10 min on 2 cores)")
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                        f"llama-cpp-python=={version}", "-d", tmp], check=True)
-        [sdist] = Path(tmp).glob("llama_cpp_python-*.tar.gz")
-        with tarfile.open(sdist) as tf:
-            tf.extractall(tmp, filter="data")
-        src = Path(tmp) / f"llama_cpp_python-{version}" / "vendor" / "llama.cpp"
-        build = Path(tmp) / "build"
-        subprocess.run(["cmake", "-S", str(src), "-B", str(build), *args, "-DCMAKE_BUILD_TYPE=Release",
-                        "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-                        "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_TOOLS=ON"],
-                       check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", str(build), "--target", "llama-bench", "-j", str(os.cpu_count() or 2)],
-                       check=True, stdout=subprocess.DEVNULL)
-        tmp_dest = dest.with_name(dest.name + ".tmp")
-        shutil.rmtree(tmp_dest, ignore_errors=True)
-        shutil.copytree(build / "bin", tmp_dest / "bin", symlinks=True)
-        tmp_dest.rename(dest)
-    return exe
+    return llamacpp.tool("llama-bench", log=console.print)
 
 
 def run_llama_bench(exe: Path, model: Path, threads: int, reps: int) -> dict[str, list[float]]:
@@ -304,9 +274,73 @@ def server_overhead(args) -> float:
                         ("llama_cpp.server, concurrency 1", "in-process LLM backend", "server / in-process"))
 
 
+BATCHED_PP, BATCHED_TG, BATCHED_PL = 128, 128, (1, 4, 8)
+BATCHED_SUITE = PERF_HEAD.replace("{name}", "perf-batched") + """
+[[workloads]]
+name = "smol"
+kind = "llm"
+model = "bundled:smollm2"
+n_ctx = {n_ctx}
+n_batch = 512
+n_ubatch = 512
+tests = {tests}
+"""
+TARGET_BATCHED = 0.95
+
+
+def run_batched_bench(exe: Path, model: Path, threads: int) -> dict[int, float]:
+    """llama-batched-bench's aggregate generation speed (S_TG) per number of parallel sequences."""
+    n_ctx = max(BATCHED_PL) * (BATCHED_PP + BATCHED_TG)
+    out = subprocess.run([str(exe), "-m", str(model), "-c", str(n_ctx), "-b", "512", "-ub", "512",
+                          "-npp", str(BATCHED_PP), "-ntg", str(BATCHED_TG), "-npl", ",".join(map(str, BATCHED_PL)),
+                          "-t", str(threads), "-fa", "on", "--output-format", "jsonl"],
+                         check=True, capture_output=True, text=True)
+    res = {}
+    for line in (out.stdout + out.stderr).splitlines():
+        if line.startswith("{") and '"speed_tg"' in line:
+            r = json.loads(line)
+            res[int(r["pl"])] = float(r["speed_tg"])
+    return res
+
+
+def batched_vs_llama_batched_bench(args) -> float:
+    """Aggregate decode tokens/s of n sequences decoded together: the harness (pp128+tg128xN) against llama.cpp's
+    llama-batched-bench on the same model, threads, batch sizes and flash attention, interleaved rounds."""
+    model = models.resolve(models.ModelRef("bundled", "smollm2"))
+    exe = llamacpp.tool("llama-batched-bench", log=console.print)
+    tests = [f"pp{BATCHED_PP}+tg{BATCHED_TG}" + (f"x{n}" if n > 1 else "") for n in BATCHED_PL]
+    samples: dict[str, dict[int, list[float]]] = {"llama-batched-bench": {n: [] for n in BATCHED_PL},
+                                                  "harness": {n: [] for n in BATCHED_PL}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rnd in range(args.rounds):
+            console.print(f"round {rnd + 1}/{args.rounds}")
+            for _ in range(args.reps):
+                for n, v in run_batched_bench(exe, model, args.threads).items():
+                    samples["llama-batched-bench"][n].append(v)
+            rows = harness_rows(Path(tmp) / f"r{rnd}", BATCHED_SUITE.format(
+                reps=args.reps, threads=args.threads, tests=json.dumps(tests),
+                n_ctx=BATCHED_PP + BATCHED_TG), metered=False)
+            for r in rows:
+                samples["harness"][int(r["parallel"] or 1)].append(float(r["tg_tokens_per_s"]))
+    table = Table(title=f"perf-check batched: SmolLM2-135M, pp{BATCHED_PP}+tg{BATCHED_TG} per sequence, "
+                        f"{args.threads} threads, {args.rounds} rounds x {args.reps} reps "
+                        "(median aggregate tg tokens/s)")
+    for col in ("sequences", "llama-batched-bench", "harness", "harness/llama-batched-bench"):
+        table.add_column(col, justify="right")
+    worst = 1e9
+    for n in BATCHED_PL:
+        ref = statistics.median(samples["llama-batched-bench"][n])
+        got = statistics.median(samples["harness"][n])
+        worst = min(worst, got / ref)
+        table.add_row(str(n), f"{ref:.1f}", f"{got:.1f}",
+                      f"{got / ref:.3f}" + ("" if got / ref >= TARGET_BATCHED else f" (below {TARGET_BATCHED})"))
+    Console(width=140).print(table)
+    return worst
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.perfcheck", description=__doc__.splitlines()[0])
-    ap.add_argument("what", nargs="?", choices=["all", "llm", "sampler", "asr", "server"], default="all")
+    ap.add_argument("what", nargs="?", choices=["all", "llm", "sampler", "asr", "server", "batched"], default="all")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--reps", type=int, default=3, help="repetitions per tool per round")
     ap.add_argument("--threads", type=int, default=default_threads())
@@ -319,6 +353,8 @@ def main(argv=None) -> int:
         asr_overhead(args)
     if args.what in ("all", "server"):
         server_overhead(args)
+    if args.what in ("all", "batched"):
+        batched_vs_llama_batched_bench(args)
     return 0
 
 

@@ -22,6 +22,7 @@ from . import columns, fetch, kinds, models, provenance, signals
 from .columns import SCHEMA_VERSION
 from .config import Suite, Workload
 from .energy import Meter
+from .energy.base import Scope
 from .errors import BackendError, ShadowbenchError
 from .results import ResultWriter, new_result_path
 
@@ -143,6 +144,8 @@ class Runner:
             backend.load()
             signals.check()  # a Ctrl-C during a load inside C code may have been swallowed there
             settings = backend.settings()
+            if hasattr(backend, "energy_scope") and hasattr(self.meter, "track"):
+                self.meter.track(backend.energy_scope())  # a local server's work counts; a remote one's is not here
         except Exception as e:  # noqa: BLE001 - any backend failure is contained; Ctrl-C is not an Exception
             self._fail(outcome, w.name, e, "skipping the workload")
             progress.advance(task, steps)
@@ -155,6 +158,8 @@ class Runner:
             self._unload(w, backend, outcome)
 
     def _unload(self, w: Workload, backend, outcome: RunOutcome) -> None:
+        if hasattr(self.meter, "track"):
+            self.meter.track(Scope())
         if backend is None:
             return
         try:

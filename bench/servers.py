@@ -1,5 +1,6 @@
-"""Servers the harness starts itself: llama-cpp-python's OpenAI-compatible server on a free 127.0.0.1 port. It is
-stopped at the end whatever happened (the backend's unload, atexit, and the kernel's parent-death signal)."""
+"""Servers the harness starts itself on a free 127.0.0.1 port: llama.cpp's own ``llama-server`` (built from the
+sources vendored in llama-cpp-python, continuous batching over ``slots``), or llama-cpp-python's Python server. Each
+is stopped at the end whatever happened (the backend's unload, atexit, and the kernel's parent-death signal)."""
 from __future__ import annotations
 
 import atexit
@@ -29,25 +30,25 @@ def _die_with_parent() -> None:  # runs in the child before exec (Linux): SIGTER
         pass
 
 
-class LlamaCppServer:
-    """``python -m llama_cpp.server`` with a GGUF model. Use as a context manager or start()/stop()."""
+class SpawnedServer:
+    """An OpenAI-compatible server process with a GGUF model. Use as a context manager or start()/stop()."""
+
+    name = "server"
 
     def __init__(self, model: Path, n_ctx: int, threads: int, n_gpu_layers: int, alias: str = "local",
-                 startup_timeout_s: float = 120.0, log: Path | None = None):
+                 startup_timeout_s: float = 120.0, log: Path | None = None, slots: int = 1):
         self.model, self.n_ctx, self.threads, self.n_gpu_layers = Path(model), n_ctx, threads, n_gpu_layers
-        self.alias, self.timeout = alias, startup_timeout_s
+        self.alias, self.timeout, self.slots = alias, startup_timeout_s, slots
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.proc: subprocess.Popen | None = None
         self.log = log
 
-    def start(self) -> "LlamaCppServer":
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", self.alias,
-               "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
-               "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
-               "--n_gpu_layers", str(self.n_gpu_layers), "--verbose", "false",
-               # queue concurrent requests instead of cutting the running one off (the server's default)
-               "--interrupt_requests", "false", "--flash_attn", "true"]
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> "SpawnedServer":
+        cmd = self.command()
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      preexec_fn=_die_with_parent if sys.platform == "linux" else None)
@@ -55,7 +56,7 @@ class LlamaCppServer:
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise BackendError(f"llama_cpp.server exited with status {self.proc.returncode} while starting "
+                raise BackendError(f"{self.name} exited with status {self.proc.returncode} while starting "
                                    f"({self.model})" + (f"; see {self.log}" if self.log else ""))
             try:
                 if httpx.get(f"{self.base_url}/models", timeout=2.0).status_code == 200:
@@ -64,7 +65,7 @@ class LlamaCppServer:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise BackendError(f"llama_cpp.server did not answer on {self.base_url} within {self.timeout:g} s")
+        raise BackendError(f"{self.name} did not answer on {self.base_url} within {self.timeout:g} s")
 
     def stop(self) -> None:
         p, self.proc = self.proc, None
@@ -86,3 +87,36 @@ class LlamaCppServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class LlamaCppServer(SpawnedServer):
+    """``python -m llama_cpp.server`` (llama-cpp-python's server: one request at a time)."""
+
+    name = "llama_cpp.server"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", self.alias,
+                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
+                "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
+                "--n_gpu_layers", str(self.n_gpu_layers), "--verbose", "false",
+                # queue concurrent requests instead of cutting the running one off (the server's default)
+                "--interrupt_requests", "false", "--flash_attn", "true"]
+
+
+class LlamaServer(SpawnedServer):
+    """llama.cpp's ``llama-server`` with ``slots`` parallel slots and continuous batching; each slot gets n_ctx
+    tokens of context."""
+
+    name = "llama-server"
+
+    def command(self) -> list[str]:
+        from . import llamacpp
+
+        exe = llamacpp.tool("llama-server", log=lambda m: print(m, file=sys.stderr))
+        return [str(exe), "-m", str(self.model), "--alias", self.alias, "--host", "127.0.0.1",
+                "--port", str(self.port), "-c", str(self.n_ctx * self.slots), "-np", str(self.slots),
+                "-t", str(self.threads), "-tb", str(self.threads), "-ngl", str(self.n_gpu_layers), "-fa", "on",
+                "--cont-batching", "--no-webui"]
+
+
+SERVERS = {"llama-server": LlamaServer, "llama-cpp-python": LlamaCppServer}

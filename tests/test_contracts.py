@@ -58,8 +58,10 @@ def test_backends_use_their_contracts_parser():
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("pp512", (512, 0)), ("tg128", (0, 128)), ("pp500+tg200", (500, 200)),
-    ("pp0", None), ("tg", None), ("pp5+", None), ("+tg5", None), ("fast", None), ("", None),
+    ("pp512", (512, 0, 1)), ("tg128", (0, 128, 1)), ("pp500+tg200", (500, 200, 1)),
+    ("pp500+tg200x8", (500, 200, 8)), ("tg64x1", (0, 64, 1)),
+    ("pp0", None), ("tg", None), ("pp5+", None), ("+tg5", None), ("fast", None), ("", None), ("tg64x0", None),
+    ("tg64x", None), ("x8", None), ("tg64x257", None),
 ])
 def test_llm_tests(name, expected):
     assert kinds.get("llm").parse_test(name) == expected

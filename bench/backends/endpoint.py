@@ -22,8 +22,11 @@ import numpy as np
 
 from ..config import Workload
 from ..errors import BackendError, ShadowbenchError
+from urllib.parse import urlsplit
+
+from ..energy.base import Scope
 from ..kinds.endpoint import endpoint_url, parse_test, redact_url
-from ..servers import LlamaCppServer
+from ..servers import SERVERS, SpawnedServer
 from .texts import CORPUS
 
 
@@ -58,7 +61,7 @@ class EndpointBackend:
 
     def __init__(self, workload: Workload, model_path: Path | None):
         self.workload, self.model_path = workload, model_path
-        self.server: LlamaCppServer | None = None
+        self.server: SpawnedServer | None = None
         self.tokenizer = None
         self.results: list[Result] = []
         self._seq = 0
@@ -67,8 +70,8 @@ class EndpointBackend:
     def load(self) -> None:
         p = self.workload.params
         if p["spawn"]:
-            self.server = LlamaCppServer(self.model_path, p["n_ctx"], self.workload.threads, p["n_gpu_layers"],
-                                         alias=p["model_name"]).start()
+            self.server = SERVERS[p["server"]](self.model_path, p["n_ctx"], self.workload.threads,
+                                               p["n_gpu_layers"], alias=p["model_name"], slots=p["slots"]).start()
             self.base_url = self.server.base_url
         else:
             self.base_url = p["base_url"]
@@ -91,13 +94,32 @@ class EndpointBackend:
             self.tokenizer = llama_cpp.Llama(str(tok), vocab_only=True, verbose=False)
         self.prompt = prompt_text(p["prompt_tokens"])
 
+    def energy_scope(self) -> Scope:
+        """Whose CPU time the labeled estimate counts: a spawned server is a child process (counted already); an
+        external server on this machine is found by the port it listens on; one elsewhere gets no energy here."""
+        if self.server is not None:
+            return Scope("process", note=f"includes the spawned {self.server.name} (a child process)")
+        u = urlsplit(self.base_url)
+        port = u.port or (443 if u.scheme == "https" else 80)
+        if not _is_this_machine(u.hostname or ""):
+            return Scope("remote", note=f"the server at {self.shown_url} runs on another machine: its energy is not "
+                                        "measured here")
+        pids = _listening_pids(port)
+        if pids:
+            return Scope("pids", tuple(pids), note=f"includes the CPU time of the local server (pid "
+                                                   f"{', '.join(map(str, pids))}) listening on port {port}")
+        return Scope("system", note=f"the local server on port {port} could not be found: the whole machine's busy "
+                                    "CPU time is counted")
+
     def unload(self) -> None:
         if self.server is not None:
             self.server.stop()
             self.server = None
 
     def settings(self) -> dict:
-        where = "spawned llama_cpp.server" if self.workload.params["spawn"] else "external server"
+        p = self.workload.params
+        slots = f" ({p['slots']} slots)" if p["server"] == "llama-server" else ""
+        where = f"spawned {SERVERS[p['server']].name}{slots}" if p["spawn"] else "external server"
         return {"threads": self.workload.threads, "backend_build": f"{where} {self.shown_url}",
                 "n_gpu_layers": self.workload.params["n_gpu_layers"] if self.workload.params["spawn"] else None}
 
@@ -246,6 +268,34 @@ class EndpointBackend:
             if prompts:
                 out["prompt_tokens"] = int(np.mean(prompts))
         return out
+
+
+def _is_this_machine(host: str) -> bool:
+    import ipaddress
+    import socket
+
+    import psutil
+
+    if host in ("localhost", ""):
+        return True
+    try:
+        addrs = {ipaddress.ip_address(a[4][0].split("%")[0]) for a in socket.getaddrinfo(host, None)}
+    except (OSError, ValueError):
+        return False
+    mine = {ipaddress.ip_address(a.address.split("%")[0]) for nic in psutil.net_if_addrs().values() for a in nic
+            if a.family in (socket.AF_INET, socket.AF_INET6)}
+    return all(a.is_loopback or a in mine for a in addrs)
+
+
+def _listening_pids(port: int) -> list[int]:
+    import psutil
+
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return []
+    return sorted({c.pid for c in conns if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+                   and c.pid is not None and c.pid != os.getpid()})
 
 
 def _count(v) -> bool:

@@ -48,6 +48,8 @@ class Meter(Protocol):
 
     def end(self, key: str) -> EnergyWindow: ...
 
+    def track(self, scope: "Scope") -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -58,6 +60,17 @@ class PartWindow:
     energy_j: float | None
     columns: dict[str, object] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose work a window's energy is: this process and its children (``process``, the default), also a local
+    server found by its port (``pids``), the whole machine when that server cannot be found (``system``), or
+    nobody's here (``remote``: the server runs on another machine, so no energy is recorded)."""
+
+    kind: str = "process"
+    pids: tuple[int, ...] = ()
+    note: str = ""
 
 
 class Part:
@@ -98,6 +111,9 @@ class Part:
                duration_s: float) -> PartWindow:
         return PartWindow(counter_j)
 
+    def track(self, scope: "Scope") -> None:
+        """What the part should count besides this process (a device counter counts everything anyway)."""
+
     def describe(self) -> str:
         return self.source
 
@@ -121,6 +137,9 @@ class NullMeter:
         t1 = self.clock()
         t0 = self._t0.pop(key)
         return EnergyWindow(duration_s=t1 - t0, t0_s=t0, t1_s=t1)
+
+    def track(self, scope: Scope) -> None:
+        pass
 
     def close(self) -> None:
         pass

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from .base import Clock, EnergyWindow, Part
+from .base import Clock, EnergyWindow, Part, Scope
 
 
 class PowerLog:
@@ -116,6 +116,15 @@ class EnergyMeter:
                 delay = 0
             self._stop.wait(delay)
 
+    # -- whose work is measured
+    def track(self, scope: Scope) -> None:
+        self.scope = scope
+        self._last_counter = [None] * len(self.parts)  # a counter's meaning may change with the scope
+        for part in self.parts:
+            part.track(scope)
+
+    scope = Scope()
+
     # -- windows
     def begin(self, key: str) -> None:
         # parts whose edge waits for a counter step first, so the others are read right before t0
@@ -152,6 +161,9 @@ class EnergyMeter:
             extra.update(pw.columns)
             by_domain[part.domain] = (pw.energy_j, part.source)
             in_window.append([p[i] for t, p in samples if t0 <= t <= t1 and p[i] is not None])
+        if self.scope.kind == "remote":  # the work ran on another machine: nothing measured here is its energy
+            by_domain = {d: (None, src) for d, (_, src) in by_domain.items()}
+            extra["energy_note"] = self.scope.note
         gpu_e, gpu_src = by_domain.get("gpu", (None, "none"))
         cpu_e, cpu_src = by_domain.get("cpu", (None, "none"))
         parts_e = [e for e, _ in by_domain.values()]

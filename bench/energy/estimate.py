@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import time
 
-from .base import Clock, Part, PartWindow
+from .base import Clock, Part, PartWindow, Scope
 
 # Rated power (TDP / base power, W) and hardware threads of common desktop and workstation CPUs: the estimate
 # charges TDP / threads watts per second of busy CPU time. Sources: the vendors' spec pages.
@@ -49,16 +49,40 @@ class EstimatePart(Part):
         self.basis = basis
         self._children: list = []
         self._children_at_s = -1e9
+        self.scope = Scope()
+        self._tracked: list = []
 
-    def cpu_seconds(self) -> float:
-        """This process, its finished children, and its live child processes (a server the harness started)."""
+    def track(self, scope: Scope) -> None:
+        """Count a local server's processes (and their children) too, or the whole machine's busy CPU time."""
         import psutil
 
+        self.scope = scope
+        self._tracked = []
+        for pid in scope.pids:
+            try:
+                self._tracked.append(psutil.Process(pid))
+            except psutil.Error:
+                continue
+        self._children_at_s = -1e9
+
+    def cpu_seconds(self) -> float:
+        """This process, its finished children, and its live child processes (a server the harness started); with
+        a tracked local server, its processes too; with scope "system", the whole machine's busy CPU time."""
+        import psutil
+
+        if self.scope.kind == "system":
+            t = psutil.cpu_times()
+            return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
         t = self.proc.cpu_times()
         total = t.user + t.system + t.children_user + t.children_system
         now = time.monotonic()
         if now - self._children_at_s > CHILD_SCAN_INTERVAL_S:
             self._children = self.proc.children(recursive=True)
+            for p in self._tracked:
+                try:
+                    self._children += [p, *p.children(recursive=True)]
+                except psutil.Error:
+                    continue
             self._children_at_s = now
         for child in self._children:
             try:
@@ -72,7 +96,8 @@ class EstimatePart(Part):
         return self.cpu_seconds() * self.w_per_thread
 
     def window(self, counter_j, integrated_j, states, duration_s) -> PartWindow:
-        return PartWindow(counter_j, {"energy_note": self.describe()})
+        note = self.describe() + (f"; {self.scope.note}" if self.scope.note else "")
+        return PartWindow(counter_j, {"energy_note": note})
 
     def describe(self) -> str:
         return (f"estimate: process (and child processes) CPU time x {self.w_per_thread:.2f} W per busy thread "

@@ -61,7 +61,11 @@ KEYS = {
                        '(requests/s, > 0)', ["c1", "c2", "c4", "c8", "c16"]),
     "base_url": str_key('an OpenAI-compatible base URL like "http://127.0.0.1:11434/v1"', "",
                         check=lambda v: v == "" or v.startswith(("http://", "https://"))),
-    "spawn": bool_key("true (start llama-cpp-python's server with the model) or false", False),
+    "spawn": bool_key("true (start a server with the model on 127.0.0.1) or false", False),
+    "server": str_key('the server spawn = true starts: "llama-server" (llama.cpp\'s, continuous batching) or '
+                      '"llama-cpp-python" (its Python server, one request at a time)', "llama-cpp-python",
+                      check=lambda v: v in ("llama-server", "llama-cpp-python")),
+    "slots": int_key("an integer >= 1 (llama-server's parallel slots, -np)", 8, check=lambda v: 1 <= v <= 256),
     "model_name": str_key("the model name the server knows", "local"),
     "api_key_env": str_key("the name of an environment variable holding the API key (never written to results)", ""),
     "tokenizer": str_key("a GGUF file whose tokenizer counts output tokens when the server reports no usage", ""),

@@ -1,0 +1,73 @@
+"""llama.cpp's own tools (llama-bench, llama-server, llama-batched-bench), built once per box from the llama.cpp
+sources vendored in the pinned llama-cpp-python release, with the same CMake flags as the Python wheel
+(``bench/buildflags.py``), into ``~/.cache/shadowbench/llama.cpp/<flags key>/bin``. The harness uses them as the
+reference it is checked against (perf-check) and as the server a homelab runs (``server = "llama-server"``)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+from . import buildflags
+from .errors import ShadowbenchError
+
+TOOLS = ("llama-bench", "llama-server", "llama-batched-bench")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shadowbench"
+
+
+def tool_dir() -> Path:
+    return cache_root() / "llama.cpp" / buildflags.build_key(buildflags.cmake_args()) / "bin"
+
+
+def tool(name: str, build: bool = True, log=print) -> Path:
+    """The path of a llama.cpp tool, built (all of TOOLS at once, a few minutes per tool on 2 cores) when missing
+    and ``build``; ShadowbenchError when it is missing and not to be built, or the build fails."""
+    exe = tool_dir() / name
+    if exe.exists():
+        return exe
+    if not build:
+        raise ShadowbenchError(f"{name} is not built yet: run `python -m bench.llamacpp` (builds {', '.join(TOOLS)} "
+                               f"from the llama-cpp-python {buildflags.LLAMA_CPP_PYTHON_VERSION} sources)")
+    build_tools(log)
+    return exe
+
+
+def build_tools(log=print) -> Path:
+    args = buildflags.cmake_args()
+    dest = tool_dir().parent
+    version = buildflags.LLAMA_CPP_PYTHON_VERSION
+    with tempfile.TemporaryDirectory() as tmp:
+        log(f"building {', '.join(TOOLS)} from the llama-cpp-python {version} sdist with {' '.join(args)} (once)")
+        try:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                            f"llama-cpp-python=={version}", "-d", tmp], check=True)
+            [sdist] = Path(tmp).glob("llama_cpp_python-*.tar.gz")
+            with tarfile.open(sdist) as tf:
+                tf.extractall(tmp, filter="data")
+            src = Path(tmp) / f"llama_cpp_python-{version}" / "vendor" / "llama.cpp"
+            build = Path(tmp) / "build"
+            subprocess.run(["cmake", "-S", str(src), "-B", str(build), *args, "-DCMAKE_BUILD_TYPE=Release",
+                            "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
+                            "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_TOOLS=ON"],
+                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(["cmake", "--build", str(build), "--target", *TOOLS, "-j", str(os.cpu_count() or 2)],
+                           check=True, stdout=subprocess.DEVNULL)
+        except (subprocess.CalledProcessError, OSError, ValueError) as e:
+            raise ShadowbenchError(f"building llama.cpp's tools failed ({type(e).__name__}: {e})") from None
+        tmp_dest = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp_dest, ignore_errors=True)
+        shutil.copytree(build / "bin", tmp_dest / "bin", symlinks=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp_dest.rename(dest)
+    return dest / "bin"
+
+
+if __name__ == "__main__":
+    print(build_tools())
