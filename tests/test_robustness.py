@@ -508,3 +508,93 @@ def test_power_series_is_fsynced(tmp_path, monkeypatch):
     assert synced, "flushed samples are fsynced"
     log.close()
     assert len(list(csv.reader(open(tmp_path / "p.power.csv")))) == PowerLog.FLUSH_EVERY + 1
+
+
+# ------------------------------------------------------------------- whose energy an endpoint window counts
+
+BURNER = r'''
+import json, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        body = b'{"data": [{"id": "m"}]}'
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        t = time.process_time()
+        x = 0
+        while time.process_time() - t < 0.4:  # 0.4 s of CPU per request: the server's own work
+            x += 1
+        self.send_response(200); self.send_header("Content-Type", "text/event-stream"); self.end_headers()
+        for chunk in ({"choices": [{"delta": {"content": "hi "}}]},
+                      {"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 3}}):
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+
+srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+'''
+
+
+def test_estimate_counts_an_external_local_servers_cpu_time(write_suite, tmp_path):
+    """A server this machine runs but the harness did not start: its CPU time is found by the port it listens on
+    and counted in the labeled estimate (at least its CPU seconds × the estimate's watts per busy thread)."""
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, "-c", BURNER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        server = psutil.Process(proc.pid)
+        before = sum(server.cpu_times()[:2])
+        suite = write_suite(EP_SUITE.format(name="external", url=f"http://127.0.0.1:{port}/v1", timeout=20).replace(
+            "[energy]\nidle_s = 0", '[energy]\nidle_s = 0\nmeter = "estimate"\ncpu_w_per_core = 10'))
+        r = run_cli("run", suite, "--results-dir", tmp_path / "res", "--no-progress")
+        server_cpu_s = sum(server.cpu_times()[:2]) - before
+    finally:
+        proc.kill()
+    assert r.returncode == 0, r.stderr
+    [row] = read_rows(_result_files(tmp_path / "res")[0])
+    assert f"includes the CPU time of the local server (pid {proc.pid}) listening on port {port}" in row["energy_note"]
+    assert server_cpu_s >= 0.7  # two requests of 0.4 s of CPU each
+    assert float(row["energy_j"]) >= 0.9 * server_cpu_s * 10
+
+
+def test_a_remote_server_gets_no_energy_and_says_so():
+    from bench.backends.endpoint import EndpointBackend, _is_this_machine
+    from bench.config import Workload
+    from bench.energy import EnergyMeter
+    from bench.energy.base import Part, Scope
+    from bench.models import ModelRef
+
+    assert _is_this_machine("127.0.0.1") and _is_this_machine("localhost") and not _is_this_machine("10.255.255.1")
+    w = Workload("w", "endpoint", ModelRef("remote", "m"), ("c1",), 0, 1, 1, 0.1,
+                 {"spawn": False, "base_url": "http://10.255.255.1:8080/v1"})
+    b = EndpointBackend(w, None)
+    b.base_url, b.shown_url = "http://u:p@10.255.255.1:8080/v1", "http://10.255.255.1:8080/v1"
+    scope = b.energy_scope()
+    assert scope.kind == "remote" and "runs on another machine" in scope.note and "u:p" not in scope.note
+
+    clock = SimClock()
+
+    class Counter(Part):
+        source = "rapl"
+
+        def counter_j(self):
+            return clock() * 50
+
+    m = EnergyMeter([Counter(clock)], clock=clock)
+    m.track(scope)
+    m.begin("x")
+    clock.sleep(1.0)
+    w1 = m.end("x")
+    assert w1.energy_j is None and w1.energy_source == "none" and "another machine" in w1.extra["energy_note"]
+    m.track(Scope())
+    m.begin("y")
+    clock.sleep(1.0)
+    assert m.end("y").energy_j == pytest.approx(50.0)
