@@ -31,7 +31,7 @@ tests = ["c1", "{step}"]
 """
 
 
-@pytest.mark.parametrize("step", ["r0.0", "r00", "c0", "r0", "c01", "r.5", "r-1", "c"])
+@pytest.mark.parametrize("step", ["r0.0", "r00", "c0", "r0", "c01", "r.5", "r-1", "c", "p0", "p", "q1"])
 def test_endpoint_steps_validation_and_backend_agree(write_suite, step):
     """One parser: a step validation accepts is one the backend can run, and the rest exit 2 in one line."""
     assert kinds.get("endpoint").parse_test(step) is None
@@ -42,8 +42,9 @@ def test_endpoint_steps_validation_and_backend_agree(write_suite, step):
     assert str(path) in line and "workloads[0].tests" in line and "requests in flight" in line
 
 
-@pytest.mark.parametrize("step, parsed", [("c1", (1, None)), ("c16", (16, None)), ("r0.5", (None, 0.5)),
-                                          ("r2", (None, 2.0)), ("r10.25", (None, 10.25))])
+@pytest.mark.parametrize("step, parsed", [("c1", (1, None, False)), ("c16", (16, None, False)),
+                                          ("r0.5", (None, 0.5, False)), ("r2", (None, 2.0, False)),
+                                          ("r10.25", (None, 10.25, False)), ("p0.5", (None, 0.5, True))])
 def test_endpoint_steps_that_run(write_suite, step, parsed):
     assert kinds.get("endpoint").parse_test(step) == parsed
     load_suite(write_suite(ENDPOINT_SUITE.format(step=step)))

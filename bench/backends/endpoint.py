@@ -215,7 +215,7 @@ class EndpointBackend:
         except asyncio.TimeoutError:
             return Result(ok=False, error="deadline")
 
-    async def _step(self, concurrency: int | None, rate: float | None) -> list[Result]:
+    async def _step(self, concurrency: int | None, rate: float | None, poisson: bool = False) -> list[Result]:
         p = self.workload.params
         n = p["requests_per_step"]
         limits = httpx.Limits(max_connections=max(concurrency or 1, 64), max_keepalive_connections=64)
@@ -229,16 +229,22 @@ class EndpointBackend:
 
                 return list(await asyncio.gather(*(bounded() for _ in range(n))))
 
+            if poisson:  # exponential gaps, a fixed seed: the same arrivals in every repetition
+                gaps = np.random.default_rng(0).exponential(1.0 / rate, n)
+                starts = [0.0, *np.cumsum(gaps)[:-1]]
+            else:
+                starts = [i / rate for i in range(n)]
+
             async def at(i):
-                await asyncio.sleep(i / rate)
+                await asyncio.sleep(starts[i])
                 return await self._bounded(client)
 
             return list(await asyncio.gather(*(at(i) for i in range(n))))
 
     def run(self, test: str) -> dict:
-        conc, rate = parse_test(test)
+        conc, rate, poisson = parse_test(test)
         t0 = time.perf_counter()
-        results = asyncio.run(self._step(conc, rate))
+        results = asyncio.run(self._step(conc, rate, poisson))
         wall = time.perf_counter() - t0
         self.results = results
         ok = [r for r in results if r.ok]

@@ -3,6 +3,7 @@ spawned on loopback) under a concurrency sweep (``c4``) or at a fixed request ra
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from ..columns import Column as C, ratio
@@ -14,19 +15,25 @@ from .schema import ARCH, FIT_KEYS, N_CTX, N_GPU_LAYERS, Key, bool_key, int_key,
 NAME = "endpoint"
 BACKEND = "bench.backends.endpoint"
 
-_TEST = re.compile(r"^(?:c(?P<c>[1-9]\d*)|r(?P<r>(?:0|[1-9]\d*)(?:\.\d+)?))$")
+_TEST = re.compile(r"^(?:c(?P<c>[1-9]\d*)|(?P<kind>[rp])(?P<r>(?:0|[1-9]\d*)(?:\.\d+)?))$")
 
 
-def parse_test(name: str) -> tuple[int | None, float | None] | None:
-    """``c4`` -> (4, None): 4 requests in flight; ``r0.5`` -> (None, 0.5) requests/s; None if malformed (``c0``,
-    ``r0``, ``r0.0``, ``r00``, ``r.5``)."""
+class Step(NamedTuple):
+    concurrency: int | None  # cN: N requests in flight
+    rate: float | None  # rX / pX: X requests per second
+    poisson: bool = False  # pX: arrivals at random (exponential gaps, a fixed seed), the shape of real traffic
+
+
+def parse_test(name: str) -> Step | None:
+    """``c4`` -> 4 requests in flight; ``r0.5`` -> one request every 2 s; ``p0.5`` -> Poisson arrivals at 0.5
+    requests/s; None if malformed (``c0``, ``r0``, ``r0.0``, ``r00``, ``r.5``)."""
     m = _TEST.match(name)
     if not m:
         return None
     if m["c"] is not None:
-        return int(m["c"]), None
+        return Step(int(m["c"]), None)
     rate = float(m["r"])
-    return (None, rate) if rate > 0 else None
+    return Step(None, rate, m["kind"] == "p") if rate > 0 else None
 
 
 def redact_url(url: str) -> str:
@@ -57,8 +64,8 @@ def problem(metrics: dict) -> str | None:
 KEYS = {
     "model": Key((str, dict), 'the GGUF model to serve when spawn = true ("bundled:NAME", a path, or '
                  '{hf_repo, hf_file})', None),
-    "tests": tests_key(parse_test, 'a list of steps like "c1", "c4" (requests in flight, >= 1) or "r0.5" '
-                       '(requests/s, > 0)', ["c1", "c2", "c4", "c8", "c16"]),
+    "tests": tests_key(parse_test, 'a list of steps like "c1", "c4" (requests in flight, >= 1), "r0.5" (requests/s, '
+                       '> 0, evenly spaced) or "p0.5" (Poisson arrivals)', ["c1", "c2", "c4", "c8", "c16"]),
     "base_url": str_key('an OpenAI-compatible base URL like "http://127.0.0.1:11434/v1"', "",
                         check=lambda v: v == "" or v.startswith(("http://", "https://"))),
     "spawn": bool_key("true (start a server with the model on 127.0.0.1) or false", False),
@@ -96,7 +103,7 @@ def finish(w: dict, path, where: str, check_models: bool) -> None:
 
 COLUMNS = [
     C("concurrency", "metric", int, "requests", "requests in flight (c steps)"),
-    C("request_rate", "metric", float, "requests/s", "arrival rate (r steps)"),
+    C("request_rate", "metric", float, "requests/s", "arrival rate (r steps: evenly spaced; p steps: Poisson)"),
     C("requests", "metric", int, "requests", "requests sent in the repetition"),
     C("completed", "metric", int, "requests", "requests answered in full"),
     C("failed", "metric", int, "requests", "requests that failed", summary=True),
