@@ -34,6 +34,11 @@ def register(sub) -> None:
     c.add_argument("--results-dir", default="results")
     c.add_argument("--usd-per-kwh", type=float)
     c.add_argument("--hours-per-day", type=float, help="hours the box is on per day (default: the build's)")
+    c.add_argument("--ttft-p95", type=float, default=None, metavar="S",
+                   help="serve under a latency target: price requests at the measured endpoint step with the highest "
+                        "throughput whose time-to-first-token p95 is at most S seconds (default 2 with --itl-p95)")
+    c.add_argument("--itl-p95", type=float, default=None, metavar="S",
+                   help="... and whose inter-token latency p95 is at most S seconds (default 0.2 with --ttft-p95)")
     c.set_defaults(func=cmd_cost)
 
     rp = sub.add_parser("report", help="write results/REPORT.md and its plots from every committed result file")
@@ -116,7 +121,8 @@ def cmd_prices(args) -> int:
 
 
 def _measured_unit(results_dir: Path, build_id: str, machine: str | None, workload: str | None, kind: str,
-                   prompt: int, output: int):
+                   prompt: int, output: int, serving: tuple[float, float] | None = None,
+                   volume: tuple[float, float] | None = None):
     """(unit of work, problems, note) from the committed rows of the build's machines (or --machine): one workload,
     the named one or else the one with the most rows, real weights before synthetic ones."""
     from bench import kinds
@@ -126,8 +132,21 @@ def _measured_unit(results_dir: Path, build_id: str, machine: str | None, worklo
     df, problems = rows.load(results_dir)
     if df.empty:
         return None, problems, ""
-    row_kind = kinds.by_price_kind(kind).NAME  # stt -> asr; llm -> llm (in-process rows)
+    row_kind = "endpoint" if serving else kinds.by_price_kind(kind).NAME  # stt -> asr; llm: in-process rows
     machines = [machine] if machine else [m for m, b in catalog.machine_builds().items() if b == build_id]
+    if serving:
+        g, note = rows.select(df, machines, "endpoint", workload)
+        if g.empty:
+            raise ConfigError(results_dir, "--ttft-p95/--itl-p95", f"endpoint rows (a served workload) for build "
+                              f"{build_id} or --machine", "<no such rows>")
+        try:
+            unit, why = rows.serving_unit(g, *serving, output_tokens=output,
+                                          requests_per_day=volume[0] if volume else None,
+                                          hours_per_day=volume[1] if volume else None)
+        except LookupError as e:
+            raise ConfigError(results_dir, "--ttft-p95/--itl-p95", "a latency target some measured step meets",
+                              f"<{e}>") from None
+        return unit, problems, why
     g, note = rows.select(df, machines, row_kind, workload)
     if g.empty:
         return None, problems, note
@@ -144,7 +163,9 @@ def _check_inputs(args) -> None:
               ("--prompt-tokens", args.prompt_tokens, lambda v: v >= 0, "a whole number >= 0"),
               ("--output-tokens", args.output_tokens, lambda v: v >= 0, "a whole number >= 0"),
               ("--hours-per-day", args.hours_per_day, lambda v: 0 < v <= 24, "a number of hours > 0 and <= 24"),
-              ("--usd-per-kwh", args.usd_per_kwh, lambda v: v >= 0, "a price >= 0")]
+              ("--usd-per-kwh", args.usd_per_kwh, lambda v: v >= 0, "a price >= 0"),
+              ("--ttft-p95", args.ttft_p95, lambda v: v > 0, "a number of seconds > 0"),
+              ("--itl-p95", args.itl_p95, lambda v: v > 0, "a number of seconds > 0")]
     for flag, v, ok, expected in checks:
         if v is not None and not (math.isfinite(v) and ok(v)):
             raise ConfigError("<command line>", flag, expected, str(v))
@@ -209,8 +230,16 @@ def cmd_cost(args) -> int:
     mode = args.local_power
     unit, note, problems = None, "", []
     if mode in ("auto", "measured"):
+        serving = None
+        if args.ttft_p95 is not None or args.itl_p95 is not None:
+            from .rows import DEFAULT_ITL_P95_S, DEFAULT_TTFT_P95_S
+
+            if args.kind != "llm":
+                raise ConfigError("<command line>", "--ttft-p95/--itl-p95", "--kind llm (served requests)", args.kind)
+            serving = (args.ttft_p95 if args.ttft_p95 is not None else DEFAULT_TTFT_P95_S,
+                       args.itl_p95 if args.itl_p95 is not None else DEFAULT_ITL_P95_S)
         unit, problems, note = _measured_unit(Path(args.results_dir), b.id, args.machine, args.workload, args.kind,
-                                              args.prompt_tokens, args.output_tokens)
+                                              args.prompt_tokens, args.output_tokens, serving, (n, hours))
         if unit is None and mode == "measured":
             raise ConfigError(args.results_dir, "--local-power measured",
                               f"result rows of kind {args.kind} for build {b.id} (see [machines] in builds.toml) or "

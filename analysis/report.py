@@ -137,14 +137,15 @@ def serving_section(df: pd.DataFrame) -> Section | None:
         return None
     sec = Section("Serving: an OpenAI-compatible server under load")
     sec.blocks.append(
-        "One row per step (`cN`: N requests in flight; `rX`: X requests/s), medians over the repetitions. Latency "
+        "One row per step (`cN`: N requests in flight; `rX`: X requests/s evenly spaced; `pX`: Poisson arrivals), "
+        "medians over the repetitions. Latency "
         "percentiles are over completed requests; the failure rate is beside them. Per-request tokens/s is what one "
         "client sees (1 / time per output token); aggregate tokens/s is all requests' output over the step's wall "
         "time. Energy covers the server's process too where the harness spawned it.")
     body = []
     curves = []
     for (m, w), mw in ep.groupby(["machine", "workload"], sort=False):
-        xs, agg, jpt = [], [], []
+        xs, agg, jpt, per = [], [], [], []
         for key, g in rows.groups(mw):
             med = lambda c: g[c].median()  # noqa: E731
             est = " **ESTIMATED**" if g["estimated"].any() else ""
@@ -160,21 +161,26 @@ def serving_section(df: pd.DataFrame) -> Section | None:
                 xs.append(float(g["concurrency"].iloc[0]))
                 agg.append(med("agg_tokens_per_s"))
                 jpt.append(med("j_per_output_token"))
+                per.append(med("tg_tokens_per_s"))
         if len(xs) > 1:
-            curves.append((f"{m} / {w}" + (" (ESTIMATED energy)" if mw["estimated"].any() else ""), xs, agg, jpt))
+            curves.append((f"{m} / {w}" + (" (ESTIMATED energy)" if mw["estimated"].any() else ""), xs, agg, jpt,
+                           per))
     sec.blocks.append(Table(["machine", "workload", "step", "n", "completed", "failure rate", "aggregate tokens/s",
                              "per-request tokens/s", "TTFT p50 / p95 / p99 s", "ITL p50 / p95 / p99 s",
                              "latency p50 / p95 s", "J per output token", "token counts", "rows from"], body))
     if curves:
         sec.blocks.append(Figure(
             "serving.png", "Throughput and energy per token vs concurrency",
-            f"aggregate output tokens/s and energy per output token against requests in flight (medians). Rows: "
+            f"aggregate output tokens/s and energy per output token against requests in flight, and the serving "
+            f"trade-off: what one request sees against what the box delivers (medians). Rows: "
             f"{rows.provenance(ep)}.",
-            [LineChart([Line(lab, x, a, marker="o") for lab, x, a, _ in curves], "requests in flight",
+            [LineChart([Line(lab, x, a, marker="o") for lab, x, a, _, _ in curves], "requests in flight",
                        "aggregate output tokens/s", "Throughput vs concurrency", logx=True),
-             LineChart([Line(lab, x, j, marker="o") for lab, x, _, j in curves], "requests in flight",
-                       "J per output token", "Energy per token vs concurrency", logx=True)],
-            size=(11, 4.2)))
+             LineChart([Line(lab, x, j, marker="o") for lab, x, _, j, _ in curves], "requests in flight",
+                       "J per output token", "Energy per token vs concurrency", logx=True),
+             LineChart([Line(lab, p, a, marker="o") for lab, _, a, _, p in curves], "tokens/s one request sees",
+                       "aggregate output tokens/s", "Per-request vs total throughput")],
+            size=(15, 4.2)))
     return sec
 
 
@@ -360,19 +366,28 @@ def volume_sweep_section() -> Section:
         f"{price.id}.*"], level=3)
 
 
-def routing_section() -> Section:
+def _routing_table(r) -> Table:
+    return Table(["route", "requests/day", "to", "local/day", "overflow to API/day", "basis"],
+                 [[x["route"], f"{x['requests_per_day']:,.0f}", x["to"], f"{x['local_per_day']:,.0f}",
+                   f"{x['overflow_per_day']:,.0f}", x["basis"]] for x in r.rows])
+
+
+def _routing_sums(r, claim: str = "") -> str:
+    payback = ("n/a (no hardware price)" if r.build.hardware_usd is None else
+               cost.fmt_months(cost.breakeven_months(r.build.hardware_usd, r.all_api_monthly, r.hybrid_monthly)))
+    return (f"All-API: **${r.all_api_monthly:,.2f}/month**. Hybrid: API ${r.hybrid_api_monthly:,.2f} + local "
+            f"running ${r.hybrid_local_monthly:,.2f} = **${r.hybrid_monthly:,.2f}/month**, saving **{r.savings:.0%}**"
+            + (f" ({claim})" if claim else "") + f"; {r.overflow_share:.0%} of requests overflow to the API. "
+            f"Hardware pays back in {payback}.")
+
+
+def routing_section(df: pd.DataFrame | None = None) -> Section:
     c = choices()["routing"]
     path = scenarios.SCENARIOS / c["scenario"]
     r = scenarios.routing(path)
-    rows_ = [[x["route"], f"{x['requests_per_day']:,.0f}", x["to"], f"{x['local_per_day']:,.0f}",
-              f"{x['overflow_per_day']:,.0f}", x["basis"]] for x in r.rows]
-    payback = cost.fmt_months(cost.breakeven_months(r.build.hardware_usd, r.all_api_monthly, r.hybrid_monthly))
-    return Section("Hybrid routing", [
+    sec = Section("Hybrid routing", [
         f"{r.title}, {r.requests_per_day:,.0f} requests/day (`analysis/scenarios/{path.name}`; {r.source}).",
-        Table(["route", "requests/day", "to", "local/day", "overflow to API/day", "basis"], rows_),
-        f"All-API: **${r.all_api_monthly:,.2f}/month**. Hybrid: API ${r.hybrid_api_monthly:,.2f} + local "
-        f"running ${r.hybrid_local_monthly:,.2f} = **${r.hybrid_monthly:,.2f}/month**, saving **{r.savings:.0%}** "
-        f"({c['guide_claim']}). Hardware ${r.build.hardware_usd:,.0f} pays back in {payback}.",
+        _routing_table(r), _routing_sums(r, c["guide_claim"]),
         Figure("routing.png", "Hybrid routing",
                f"monthly cost, all-API vs hybrid. Catalog entries: genai-prices {catalog.genai_prices_version()} "
                f"{r.all_api_id}; builds.toml {r.build.id} speed and power "
@@ -382,6 +397,29 @@ def routing_section() -> Section:
                           Bars([0, r.hybrid_local_monthly], BLUE, label="local running cost",
                                bottom=[0, r.hybrid_api_monthly])],
                          "$ per month", f"Hybrid routing saves {r.savings:.0%}", label_size=10)], size=(6, 4))])
+    # the same mix on each committed box that has serving rows: its measured capacity within the latency target
+    ep = df[df["kind"] == "endpoint"] if df is not None and not df.empty else None
+    if ep is not None and not ep.empty:  # each suite's newest version only
+        newest = ep.groupby(["machine", "suite"])["suite_version"].transform("max")
+        ep = ep[ep["suite_version"] == newest]
+    mb = catalog.machine_builds()
+    for (m, w), g in (ep.groupby(["machine", "workload"], sort=False) if ep is not None else []):
+        if m not in mb:
+            continue
+        try:
+            _, why = rows.serving_unit(g)
+        except LookupError:
+            continue
+        mr = scenarios.routing(path, build=catalog.build(mb[m]),
+                               local_unit=lambda o, g=g: rows.serving_unit(g, output_tokens=o)[0])
+        est = " Energy ESTIMATED from CPU time." if g["estimated"].any() else ""
+        model = g["model"].iloc[0]
+        sec.blocks += [f"**The same mix on {m}** ({w} serving {model}, which is not the routes' models: the rows "
+                       "show this box's capacity and energy, not an answer of the same quality; measured serving "
+                       "within TTFT p95 ≤ "
+                       f"{rows.DEFAULT_TTFT_P95_S:g} s and ITL p95 ≤ {rows.DEFAULT_ITL_P95_S:g} s: {why}; "
+                       f"rows: {rows.provenance(g)}).{est}", _routing_table(mr), _routing_sums(mr)]
+    return sec
 
 
 # ----------------------------------------------------------------------------------------------------- whole
@@ -389,7 +427,7 @@ def routing_section() -> Section:
 
 def sections(df: pd.DataFrame) -> list[Section]:
     out = [measured_section(df), serving_section(df), cost_per_request_section(df), unit_cost_section(df),
-           scenarios_section(), volume_sweep_section(), routing_section()]
+           scenarios_section(), volume_sweep_section(), routing_section(df)]
     return [s for s in out if s is not None]
 
 

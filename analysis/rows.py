@@ -163,3 +163,63 @@ def priced_unit(df: pd.DataFrame, kind: str) -> LocalUnit:
     return LocalUnit(seconds=float((g["wall_s"] / units).median()),
                      device_energy_j=None if energy is None else float(energy), basis="measured",
                      energy_source=src, estimated=est, rows=provenance(g))
+
+
+# latency targets a served request must meet unless the user gives others (`cost --ttft-p95 / --itl-p95`)
+DEFAULT_TTFT_P95_S = 2.0
+DEFAULT_ITL_P95_S = 0.2
+
+
+def serving_unit(df: pd.DataFrame, ttft_p95_s: float = DEFAULT_TTFT_P95_S, itl_p95_s: float = DEFAULT_ITL_P95_S,
+                 output_tokens: int | None = None, requests_per_day: float | None = None,
+                 hours_per_day: float | None = None) -> tuple[LocalUnit, str]:
+    """One served request from the endpoint rows of one machine and workload (newest suite version). Among the
+    steps whose TTFT and inter-token latency (95th percentiles, medians over repetitions) meet the targets with no
+    failed request: with a volume (``requests_per_day`` in ``hours_per_day``), the fewest requests in flight that
+    carry it (the concurrency the volume implies, so a quiet box is not priced at a full batch's energy per token);
+    without one, or when none carries it, the highest aggregate throughput, the lowest energy per token among
+    near-equals (ML.ENERGY's rule). Busy seconds and energy per request come from that step's repetitions (wall ÷
+    completed requests), scaled by output tokens when the question's request is longer or shorter. LookupError when
+    no step meets the targets."""
+    ep = df[df["kind"] == "endpoint"]
+    if ep.empty:
+        raise LookupError("no endpoint rows")
+    ep = ep[ep["suite_version"] == ep["suite_version"].max()]
+    steps = []
+    for test, g in ep.groupby("test", sort=False):
+        med = {c: g[c].median() for c in ("agg_tokens_per_s", "ttft_p95_s", "itl_p95_s", "j_per_output_token")}
+        ok = (med["ttft_p95_s"] <= ttft_p95_s and med["itl_p95_s"] <= itl_p95_s and not (g["failed"] > 0).any()
+              and g["completed"].min() > 0)
+        steps.append((test, g, med, ok))
+    good = [s for s in steps if s[3]]
+    target = f"TTFT p95 ≤ {ttft_p95_s:g} s, ITL p95 ≤ {itl_p95_s:g} s"
+    if not good:
+        raise LookupError(f"no measured step meets {target}: " + "; ".join(
+            f"{t}: TTFT p95 {m['ttft_p95_s']:.3g} s, ITL p95 {m['itl_p95_s']:.3g} s" for t, _, m, _ in steps))
+    def per_request_s(g) -> float:
+        return float((g["wall_s"] / g["completed"]).median())
+
+    best = max(m["agg_tokens_per_s"] for _, _, m, _ in good)
+    near = [s for s in good if s[2]["agg_tokens_per_s"] >= 0.98 * best]
+    test, g, med, _ = min(near, key=lambda s: (s[2]["j_per_output_token"]
+                                               if pd.notna(s[2]["j_per_output_token"]) else float("inf")))
+    rule = "the highest aggregate throughput"
+    measured_out = float((g["output_tokens"] / g["completed"]).median())
+    scale = (output_tokens / measured_out) if output_tokens else 1.0
+    if requests_per_day and hours_per_day:
+        by_conc = sorted((s for s in good if pd.notna(s[1]["concurrency"]).any()),
+                         key=lambda s: float(s[1]["concurrency"].iloc[0]))
+        carry = [s for s in by_conc if hours_per_day * 3600 / (per_request_s(s[1]) * scale) >= requests_per_day]
+        if carry:
+            test, g, med, _ = carry[0]
+            rule = f"the fewest requests in flight that carry {requests_per_day:,.0f} requests/day"
+    seconds = per_request_s(g) * scale
+    energy = float((g["energy_j"] / g["completed"]).median()) * scale if g["energy_j"].notna().any() else None
+    missed = [t for t, _, _, ok in steps if not ok]
+    why = (f"served at step {test}: {rule} ({med['agg_tokens_per_s']:.4g} output tokens/s) "
+           f"meeting {target} (TTFT p95 {med['ttft_p95_s']:.3g} s, ITL p95 {med['itl_p95_s']:.3g} s)"
+           + (f"; steps {', '.join(missed)} miss it" if missed else "")
+           + (f"; scaled from the measured {measured_out:.0f}-token answers to {output_tokens}" if scale != 1 else ""))
+    src, est = _source(g)
+    return LocalUnit(seconds=seconds, device_energy_j=energy, basis="measured serving", energy_source=src,
+                     estimated=est, rows=provenance(g)), why

@@ -175,12 +175,15 @@ class RoutingResult:
         return 1 - self.hybrid_monthly / self.all_api_monthly if self.all_api_monthly else 0.0
 
 
-def routing(path: Path, requests_per_day: float | None = None, usd_per_kwh: float | None = None) -> RoutingResult:
+def routing(path: Path, requests_per_day: float | None = None, usd_per_kwh: float | None = None,
+            build: catalog.Build | None = None, local_unit=None) -> RoutingResult:
     """Monthly cost of the routed mix against all-API. Local routes run within the box's capacity (hours on per
-    day); what does not fit overflows to the all-API model and is charged as such."""
+    day); what does not fit overflows to the all-API model and is charged as such. ``local_unit(output_tokens)``
+    gives a local request's busy seconds and energy from measured serving rows (default: the build's speed
+    figure); ``build`` replaces the scenario's build (a measured machine's)."""
     data = load(path)
     sc = data["scenario"]
-    b = catalog.build(sc["build"])
+    b = build or catalog.build(sc["build"])
     days = cost.DAYS_PER_MONTH
     kwh = catalog.tariff_usd_per_kwh() if usd_per_kwh is None else usd_per_kwh
     n = requests_per_day if requests_per_day is not None else sc["requests_per_day"]
@@ -190,14 +193,17 @@ def routing(path: Path, requests_per_day: float | None = None, usd_per_kwh: floa
     capacity_s = b.hours_per_day * 3600
     rows = []
     overflow = 0.0
+    energy_j = 0.0
     for r in data["routes"]:
         reqs = n * r["share"]
         p, o = r["prompt_tokens"], r["output_tokens"]
         all_api += default.request_usd(p, o) * reqs * days
         if "local" in r:
-            unit = cost.llm_unit_from_anchor(b, o)
+            unit = local_unit(o) if local_unit else cost.llm_unit_from_anchor(b, o)
             fits = min(reqs, max(0.0, (capacity_s - busy_s) / unit.seconds))
             busy_s += fits * unit.seconds
+            if unit.device_energy_j is not None:
+                energy_j += fits * cost.wall_energy_j(unit, b)
             spill = reqs - fits
             overflow += spill
             hybrid_api += default.request_usd(p, o) * spill * days
@@ -208,7 +214,17 @@ def routing(path: Path, requests_per_day: float | None = None, usd_per_kwh: floa
             hybrid_api += price.request_usd(p, o) * reqs * days
             rows.append({"route": ", ".join(r["task_types"]), "requests_per_day": reqs, "to": f"API {price.id}",
                          "local_per_day": 0, "overflow_per_day": 0, "basis": price.source})
-    local = cost.local_monthly(cost.LocalUnit(seconds=busy_s, device_energy_j=None, basis="anchor"), 1, b, kwh, days)
+    day = cost.LocalUnit(seconds=busy_s, device_energy_j=None, basis="anchor")
+    if local_unit is not None:  # measured energy: the day's wall energy over its busy seconds
+        day = cost.LocalUnit(seconds=busy_s, device_energy_j=None, basis="measured serving")
+        b = _with_busy_watts(b, energy_j / busy_s if busy_s > 0 else 0.0)
+    local = cost.local_monthly(day, 1, b, kwh, days)
     return RoutingResult(title=sc["title"], source=sc["source"], build=b, requests_per_day=n, all_api_monthly=all_api,
                          hybrid_api_monthly=hybrid_api, hybrid_local_monthly=local.total_usd,
                          overflow_share=overflow / n if n else 0.0, rows=rows, all_api_id=default.id)
+
+
+def _with_busy_watts(b: catalog.Build, watts: float) -> catalog.Build:
+    from dataclasses import replace
+
+    return replace(b, busy_wall_w=watts)

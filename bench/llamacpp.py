@@ -26,6 +26,12 @@ def tool_dir() -> Path:
     return cache_root() / "llama.cpp" / buildflags.build_key(buildflags.cmake_args()) / "bin"
 
 
+def env() -> dict[str, str]:
+    """The environment to run a tool in: its shared libraries (libllama, libggml) sit beside it."""
+    lib = str(tool_dir())
+    return {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(filter(None, [lib, os.environ.get("LD_LIBRARY_PATH")]))}
+
+
 def tool(name: str, build: bool = True, log=print) -> Path:
     """The path of a llama.cpp tool, built (all of TOOLS at once, a few minutes per tool on 2 cores) when missing
     and ``build``; ShadowbenchError when it is missing and not to be built, or the build fails."""

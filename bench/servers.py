@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,27 +49,48 @@ class SpawnedServer:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    def env(self) -> dict[str, str] | None:
+        return None  # the harness's own environment
+
     def start(self) -> "SpawnedServer":
         cmd = self.command()
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        if self.log is None:  # the server's own output, for the last line of an error; removed at a clean stop
+            fd, name = tempfile.mkstemp(prefix=f"shadowbench-{self.name}-", suffix=".log")
+            os.close(fd)
+            self.log, self._own_log = Path(name), True
+        out = open(self.log, "ab")
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                     env=self.env(), preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         atexit.register(self.stop)
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self._own_log = False  # kept: the error names it
                 raise BackendError(f"{self.name} exited with status {self.proc.returncode} while starting "
-                                   f"({self.model})" + (f"; see {self.log}" if self.log else ""))
+                                   f"({self.model}): {self._last_line()}; see {self.log}")
             try:
                 if httpx.get(f"{self.base_url}/models", timeout=2.0).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
+        self._own_log = False
         self.stop()
-        raise BackendError(f"{self.name} did not answer on {self.base_url} within {self.timeout:g} s")
+        raise BackendError(f"{self.name} did not answer on {self.base_url} within {self.timeout:g} s: "
+                           f"{self._last_line()}; see {self.log}")
+
+    def _last_line(self) -> str:
+        try:
+            lines = [x for x in Path(self.log).read_text(errors="replace").splitlines() if x.strip()]
+        except OSError:
+            return "no output"
+        return lines[-1][:300] if lines else "no output"
+
+    _own_log = False
 
     def stop(self) -> None:
+        if self._own_log and self.log is not None:
+            self.log.unlink(missing_ok=True)
         p, self.proc = self.proc, None
         if p is None or p.poll() is not None:
             return
@@ -117,6 +140,11 @@ class LlamaServer(SpawnedServer):
                 "--port", str(self.port), "-c", str(self.n_ctx * self.slots), "-np", str(self.slots),
                 "-t", str(self.threads), "-tb", str(self.threads), "-ngl", str(self.n_gpu_layers), "-fa", "on",
                 "--cont-batching", "--no-webui"]
+
+    def env(self) -> dict[str, str]:
+        from . import llamacpp
+
+        return llamacpp.env()
 
 
 SERVERS = {"llama-server": LlamaServer, "llama-cpp-python": LlamaCppServer}

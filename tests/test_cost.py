@@ -203,3 +203,64 @@ def test_volume_sweep_and_crossover_volumes():
     unit = cost.llm_unit_from_anchor(b, 200)
     assert cost.breakeven_at(50_000, per_request, unit, b, 0.12)[3] is True
     assert cost.crossover_volume(1e-9, unit, b, 0.12) is None  # an API cheaper than the electricity: never
+
+
+def _served_rows(folder, steps):
+    """A results folder with endpoint rows of machine cpu-amd-epyc-2c-24g (build ci-cpu-vm): per step, three
+    repetitions of 16 requests of 128 output tokens."""
+    from bench.results import ResultWriter
+
+    box = folder / "cpu-amd-epyc-2c-24g"
+    box.mkdir(parents=True)
+    with ResultWriter(box / "20260101T000000Z-serve.csv") as w:
+        for test, conc, agg, ttft, itl, jpt in steps:
+            for rep in (1, 2, 3):
+                out = 16 * 128
+                wall = out / agg
+                w.write({"schema_version": 2, "run_id": "r", "machine": "cpu-amd-epyc-2c-24g", "suite": "serve",
+                         "suite_version": 1, "workload": "srv", "test": test, "kind": "endpoint", "backend": "x",
+                         "model": "m", "model_sha256": "", "repetition": rep, "utc_time": "t", "wall_s": wall,
+                         "energy_j": jpt * out, "energy_source": "rapl", "concurrency": conc, "requests": 16,
+                         "completed": 16, "failed": 0, "agg_tokens_per_s": agg, "ttft_p95_s": ttft,
+                         "itl_p95_s": itl, "output_tokens": out, "j_per_output_token": jpt})
+    return folder
+
+
+STEPS = [("c1", 1, 100.0, 0.5, 0.010, 0.30), ("c4", 4, 300.0, 1.5, 0.030, 0.12), ("c8", 8, 400.0, 3.0, 0.050, 0.10)]
+
+
+def test_a_latency_target_picks_the_fastest_step_that_meets_it(tmp_path):
+    from analysis import rows
+
+    df, problems = rows.load(_served_rows(tmp_path / "res", STEPS))
+    assert problems == []
+    unit, why = rows.serving_unit(df, ttft_p95_s=2.0, itl_p95_s=0.2)
+    # c4: 16 × 128 tokens at 300 tokens/s = 6.83 s for 16 requests = 0.4267 s busy per request, 0.12 J × 128 each
+    assert unit.seconds == pytest.approx(128 / 300) and unit.device_energy_j == pytest.approx(0.12 * 128)
+    assert why.startswith("served at step c4") and "steps c8 miss it" in why
+    unit, why = rows.serving_unit(df, ttft_p95_s=5.0, itl_p95_s=0.2)
+    assert why.startswith("served at step c8") and unit.seconds == pytest.approx(128 / 400)
+    unit, why = rows.serving_unit(df, ttft_p95_s=5.0, itl_p95_s=0.2, output_tokens=256)
+    assert unit.seconds == pytest.approx(256 / 400) and "scaled from the measured 128-token answers to 256" in why
+    with pytest.raises(LookupError, match="no measured step meets TTFT p95 ≤ 0.1 s"):
+        rows.serving_unit(df, ttft_p95_s=0.1, itl_p95_s=0.2)
+
+
+def test_cost_with_a_latency_target_answers_from_the_measured_curve(tmp_path):
+    from .conftest import run_cli
+
+    res = _served_rows(tmp_path / "res", STEPS)
+    # 1,000 requests/day: one in flight carries them (8 h of 1.28 s requests = 22,500 a day), priced at c1's energy
+    r = run_cli("cost", "--requests-per-day", 1000, "--output-tokens", 128, "--api", "gpt-4o-mini", "--build",
+                "ci-cpu-vm", "--results-dir", res, "--ttft-p95", "2")
+    assert r.returncode == 0, r.stderr
+    assert "note: served at step c1: the fewest requests in flight that carry 1,000 requests/day" in r.stdout
+    assert "capacity: 22,500 requests/day in 8 h" in r.stdout
+    # 50,000 a day need 4 in flight (8 h of 0.4267 s = 67,500 a day); c8 would miss the 2 s TTFT target
+    r = run_cli("cost", "--requests-per-day", 50000, "--output-tokens", 128, "--api", "gpt-4o-mini", "--build",
+                "ci-cpu-vm", "--results-dir", res, "--ttft-p95", "2")
+    assert "note: served at step c4" in r.stdout and "capacity: 67,500 requests/day in 8 h" in r.stdout
+    assert "steps c8 miss it" in r.stdout
+    r = run_cli("cost", "--requests-per-day", 1000, "--api", "gpt-4o-mini", "--build", "ci-cpu-vm",
+                "--results-dir", res, "--ttft-p95", "0.1")
+    assert r.returncode == 2 and "no measured step meets" in r.stderr

@@ -170,3 +170,54 @@ def test_api_key_comes_from_the_environment_and_is_not_written(write_suite, tmp_
     assert r.returncode == 0, r.stderr
     for f in tmp_path.rglob("*.csv"):
         assert "sk-secret-123" not in f.read_text()
+
+
+def test_external_local_inference_server_is_counted_by_the_estimate(write_suite, tmp_path):
+    """A real inference server the test starts (not the harness: llama-server where built, else llama-cpp-python's):
+    at concurrency 1 the labeled estimate is at least the server's CPU time × the estimate's watts per busy thread,
+    and the row names the server's pid."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from bench import models
+    from bench.servers import free_port
+
+    from bench import llamacpp
+    from bench.errors import ShadowbenchError
+
+    port = free_port()
+    model = models.resolve(models.ModelRef("bundled", "smollm2"))
+    try:  # llama.cpp's llama-server where this box has built it (python -m bench.llamacpp), else the Python server
+        cmd = [str(llamacpp.tool("llama-server", build=False)), "-m", str(model), "--host", "127.0.0.1", "--port",
+               str(port), "-c", "1024", "-t", "2", "--alias", "local", "--no-webui"]
+        env = llamacpp.env()
+    except ShadowbenchError:
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port",
+               str(port), "--n_ctx", "1024", "--n_threads", "2", "--verbose", "false", "--model_alias", "local"]
+        env = None
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        server = psutil.Process(proc.pid)
+        before = sum(server.cpu_times()[:2])
+        suite = write_suite(SUITE.format(warmups=0, where=f'base_url = "http://127.0.0.1:{port}/v1"', tests='["c1"]')
+                            .replace("[energy]\nidle_s = 0", '[energy]\nidle_s = 0\nmeter = "estimate"\n'
+                                                              "cpu_w_per_core = 10"))
+        r = run_cli("run", suite, "--results-dir", tmp_path, "--no-progress")
+        server_cpu_s = sum(server.cpu_times()[:2]) - before
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert r.returncode == 0, r.stderr
+    [row] = read_rows(next(p for p in tmp_path.rglob("*.csv") if not p.name.endswith(".power.csv")))
+    assert f"local server (pid {proc.pid})" in row["energy_note"]
+    assert server_cpu_s > 0.5 and float(row["energy_j"]) >= 0.95 * server_cpu_s * 10

@@ -66,3 +66,26 @@ def test_tg_only_test_decodes_from_bos(backend):
     backend.prepare("tg16")
     out = backend.run("tg16")
     assert out["prompt_tokens"] == 1 and "pp_tokens_per_s" not in out and out["tg_tokens_per_s"] > 0
+
+
+def test_parallel_sequences_decode_what_one_sequence_decodes(backend):
+    """pp40+tg16x4: four copies of one request decoded together: each sequence generates exactly 16 tokens, greedy,
+    the same tokens as the request decoded alone; the rates say aggregate and per sequence."""
+    backend.prepare("pp40+tg16")
+    backend.run("pp40+tg16")
+    alone = list(backend.last_output)
+    backend.prepare("pp40+tg16x4")
+    out = backend.run("pp40+tg16x4")
+    assert out["parallel"] == 4 and out["prompt_tokens"] == 160 and out["output_tokens"] == 64
+    assert out["tg_tokens_per_s"] == pytest.approx(4 * out["seq_tg_tokens_per_s"])
+    assert len(backend.last_outputs) == 4
+    for seq in backend.last_outputs:
+        assert len(seq) == 16
+        assert sum(a == b for a, b in zip(seq, alone)) >= 15  # batched float sums may flip a near-tie at most once
+    backend.prepare("tg8x2")  # no prompt: each sequence starts from BOS
+    assert backend.run("tg8x2")["output_tokens"] == 16
+
+
+def test_parallel_test_needs_its_context_per_sequence(backend):
+    with pytest.raises(BackendError, match="tokens of context per sequence"):
+        backend.prepare("pp500+tg100x4")  # n_ctx 512 per sequence

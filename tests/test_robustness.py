@@ -35,6 +35,8 @@ class Server(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.0"
     mode = "ok"
+    count = 0
+    lock = threading.Lock()
     seen_paths: list[str] = []
 
     def log_message(self, *a):
@@ -59,6 +61,22 @@ class Server(BaseHTTPRequestHandler):
     def do_POST(self):
         Server.seen_paths.append(self.path)
         self.rfile.read(int(self.headers["Content-Length"]))
+        if Server.mode == "mixed":  # ok, 429, ok, a stall mid-stream, ...: one kind per request in turn
+            with Server.lock:
+                Server.count += 1
+                turn = ("ok", "http429", "ok", "stall")[(Server.count - 1) % 4]
+            if turn == "http429":
+                self.send_response(429)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if turn == "stall":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                self._chunk({"choices": [{"delta": {"content": "hel"}}]})
+                time.sleep(5)  # stalls mid-stream past the request's deadline
+                return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
@@ -82,7 +100,7 @@ class Server(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    Server.mode, Server.seen_paths = "ok", []
+    Server.mode, Server.seen_paths, Server.count = "ok", [], 0
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Server)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -190,6 +208,19 @@ def test_wrong_shaped_answers_are_failures_of_a_named_kind(write_suite, tmp_path
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     [row] = read_rows(_result_files(tmp_path)[0])
     assert row["failures"] == f"{kind}:2" and row["agg_tokens_per_s"] == ""  # never a negative throughput
+
+
+def test_429s_and_stalls_are_counted_and_latency_is_over_completed_requests(write_suite, tmp_path, server):
+    Server.mode = "mixed"
+    suite = _ep(write_suite, server, timeout=1.0).read_text().replace("requests_per_step = 2", "requests_per_step = 8")
+    path = write_suite(suite, "mixed.toml")
+    r = run_cli("run", path, "--results-dir", tmp_path, "--no-progress", timeout=120)
+    assert r.returncode == 0, r.stderr  # some requests completed: the step measured something
+    [row] = read_rows(_result_files(tmp_path)[0])
+    assert (row["requests"], row["completed"], row["failed"]) == ("8", "4", "4")
+    assert row["failures"] == "deadline:2;http_429:2" and float(row["failure_rate"]) == 0.5
+    assert float(row["ttft_p99_s"]) < 1.0  # the stalled requests are not in the latency percentiles
+    assert row["output_tokens"] == "12"  # 4 completed × 3 tokens
 
 
 def test_a_good_server_still_passes(write_suite, tmp_path, server):

@@ -160,6 +160,10 @@ class LlamaCppBackend:
         params.n_seq_max = n
         params.n_ctx = n * per_seq
         params.kv_unified = False
+        # the workload's batch sizes (the first context caps n_batch at its own n_ctx; this one is n times larger):
+        # a decode call never gets more tokens than its context's n_batch
+        params.n_batch = self.n_batch
+        params.n_ubatch = min(self.workload.params["n_ubatch"], self.n_batch)
         ctx = lc.llama_init_from_model(self.llm.model, params)
         if not ctx:
             raise BackendError(f"llama.cpp could not make a context for {n} sequences of {per_seq} tokens")
@@ -199,7 +203,10 @@ class LlamaCppBackend:
         t_first = time.perf_counter()  # every prompt processed and every first token sampled
         tokens = first
         b.n_tokens = n
+        self.last_outputs = [[] for _ in range(n)]  # token ids of each sequence (for checks, not timed)
         for k in range(tg):
+            for s, t in enumerate(tokens):
+                self.last_outputs[s].append(t)
             pos = len(prompt) + k
             for s in range(n):
                 b.token[s], b.pos[s], b.n_seq_id[s], b.seq_id[s][0], b.logits[s] = tokens[s], pos, 1, s, True
