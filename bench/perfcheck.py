@@ -343,9 +343,68 @@ def batched_vs_llama_batched_bench(args) -> float:
     return worst
 
 
+EXTERNAL_SUITE = PERF_HEAD.replace("{name}", "perf-external") + """
+[[workloads]]
+name = "external"
+kind = "endpoint"
+base_url = "http://127.0.0.1:{port}/v1"
+model_name = "local"
+prompt_tokens = 100
+output_tokens = 128
+requests_per_step = 4
+tests = ["c1"]
+"""
+
+
+def external_server_energy(args) -> float:
+    """An external llama-server on this machine, started here and not by the harness: the harness's labeled CPU
+    estimate of a c1 step must count at least the server's own CPU time × the estimate's watts per busy thread
+    (target ratio >= 1.0; the rest is the harness's client)."""
+    import psutil
+
+    from .energy.estimate import cpu_watts_per_thread
+    from .provenance import cpu_model
+    from .servers import free_port
+
+    model = models.resolve(models.ModelRef("bundled", "smollm2"))
+    exe = llamacpp.tool("llama-server", log=console.print)
+    port = free_port()
+    proc = subprocess.Popen([str(exe), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-c", "2048",
+                             "-np", "1", "-t", str(args.threads), "--alias", "local", "--no-webui"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=llamacpp.env())
+    try:
+        import httpx
+
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        server = psutil.Process(proc.pid)
+        cpu0 = sum(server.cpu_times()[:2])
+        with tempfile.TemporaryDirectory() as tmp:
+            suite = EXTERNAL_SUITE.format(reps=args.reps, threads=args.threads, port=port).replace(
+                "[energy]\nidle_s = 0", '[energy]\nidle_s = 0\nmeter = "estimate"')
+            rows = harness_rows(Path(tmp), suite.replace("warmups = 1", "warmups = 0"))
+        server_cpu_s = sum(server.cpu_times()[:2]) - cpu0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    w = cpu_watts_per_thread(cpu_model())[0]
+    energy = sum(float(r["energy_j"]) for r in rows)
+    floor = server_cpu_s * w
+    return report_ratio(f"external llama-server (pid {proc.pid}), {len(rows)} c1 repetitions of 4 requests: the "
+                        f"labeled estimate vs the server's own CPU time × {w:g} W per busy thread",
+                        {"estimate": [energy], "server": [floor]}, "estimate", "server",
+                        ("estimate J", "server CPU s × W/thread J", "ratio"), fmt=".1f", target=1.0)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.perfcheck", description=__doc__.splitlines()[0])
-    ap.add_argument("what", nargs="?", choices=["all", "llm", "sampler", "asr", "server", "batched"], default="all")
+    ap.add_argument("what", nargs="?", choices=["all", "llm", "sampler", "asr", "server", "batched", "external"],
+                    default="all")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--reps", type=int, default=3, help="repetitions per tool per round")
     ap.add_argument("--threads", type=int, default=default_threads())
@@ -360,6 +419,8 @@ def main(argv=None) -> int:
         server_overhead(args)
     if args.what in ("all", "batched"):
         batched_vs_llama_batched_bench(args)
+    if args.what in ("all", "external"):
+        external_server_energy(args)
     return 0
 
 

@@ -173,7 +173,7 @@ def test_api_key_comes_from_the_environment_and_is_not_written(write_suite, tmp_
 
 
 def test_external_local_inference_server_is_counted_by_the_estimate(write_suite, tmp_path):
-    """A real inference server the test starts (not the harness: llama-server where built, else llama-cpp-python's):
+    """A real inference server the test starts, not the harness (llama-cpp-python's: CI does not build llama-server):
     at concurrency 1 the labeled estimate is at least the server's CPU time × the estimate's watts per busy thread,
     and the row names the server's pid."""
     import subprocess
@@ -185,20 +185,11 @@ def test_external_local_inference_server_is_counted_by_the_estimate(write_suite,
     from bench import models
     from bench.servers import free_port
 
-    from bench import llamacpp
-    from bench.errors import ShadowbenchError
-
     port = free_port()
     model = models.resolve(models.ModelRef("bundled", "smollm2"))
-    try:  # llama.cpp's llama-server where this box has built it (python -m bench.llamacpp), else the Python server
-        cmd = [str(llamacpp.tool("llama-server", build=False)), "-m", str(model), "--host", "127.0.0.1", "--port",
-               str(port), "-c", "1024", "-t", "2", "--alias", "local", "--no-webui"]
-        env = llamacpp.env()
-    except ShadowbenchError:
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port",
-               str(port), "--n_ctx", "1024", "--n_threads", "2", "--verbose", "false", "--model_alias", "local"]
-        env = None
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port",
+           str(port), "--n_ctx", "1024", "--n_threads", "2", "--verbose", "false", "--model_alias", "local"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60
         while time.time() < deadline:

@@ -291,3 +291,29 @@ def test_build_meter_gpu_box_uses_nvml_and_rapl(trace_factory, tmp_path):
         meter.close()
     assert w.energy_source == "nvml_counter+rapl"
     assert w.energy_j == pytest.approx(w.gpu_energy_j + w.cpu_energy_j)
+
+
+def test_estimate_counts_a_tracked_child_process_once():
+    """A local server that is also a child of this process (a script that starts it, then the harness) is one
+    process to the estimate, not two."""
+    import subprocess
+    import sys
+
+    from bench.energy.base import Scope
+
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt=time.process_time()\n"
+                              "while time.process_time()-t<0.6: pass\ntime.sleep(30)"])
+    try:
+        part = EstimatePart(10.0, "test")
+        part.track(Scope("pids", (child.pid,)))
+        time.sleep(1.0)  # the child burns its 0.6 s of CPU
+        part._children_at_s = -1e9
+        total = part.cpu_seconds()
+        own = sum(part.proc.cpu_times()[:2])
+        import psutil
+
+        child_s = sum(psutil.Process(child.pid).cpu_times()[:2])
+        assert total == pytest.approx(own + child_s, abs=0.05)
+    finally:
+        child.kill()
+        child.wait()

@@ -77,12 +77,14 @@ class EstimatePart(Part):
         total = t.user + t.system + t.children_user + t.children_system
         now = time.monotonic()
         if now - self._children_at_s > CHILD_SCAN_INTERVAL_S:
-            self._children = self.proc.children(recursive=True)
+            procs = self.proc.children(recursive=True)
             for p in self._tracked:
                 try:
-                    self._children += [p, *p.children(recursive=True)]
+                    procs += [p, *p.children(recursive=True)]
                 except psutil.Error:
                     continue
+            # each process once: a tracked server may also be a child of this one
+            self._children = list({p.pid: p for p in procs if p.pid != self.proc.pid}.values())
             self._children_at_s = now
         for child in self._children:
             try:
