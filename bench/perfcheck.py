@@ -364,7 +364,7 @@ def external_server_energy(args) -> float:
 
     from .energy.estimate import cpu_watts_per_thread
     from .provenance import cpu_model
-    from .servers import free_port
+    from .servers import answers, free_port
 
     model = models.resolve(models.ModelRef("bundled", "smollm2"))
     exe = llamacpp.tool("llama-server", log=console.print)
@@ -373,15 +373,8 @@ def external_server_energy(args) -> float:
                              "-np", "1", "-t", str(args.threads), "--alias", "local", "--no-webui"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=llamacpp.env())
     try:
-        import httpx
-
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        if not answers(f"http://127.0.0.1:{port}/v1", 60, alive=lambda: proc.poll() is None):
+            raise RuntimeError(f"llama-server did not start (exit status {proc.poll()})")
         server = psutil.Process(proc.pid)
         cpu0 = sum(server.cpu_times()[:2])
         with tempfile.TemporaryDirectory() as tmp:

@@ -25,6 +25,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def answers(base_url: str, timeout_s: float, alive=lambda: True) -> bool:
+    """Wait until an OpenAI-compatible server answers GET /models (True), gives up at the deadline or when
+    ``alive()`` turns false (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and alive():
+        try:
+            if httpx.get(f"{base_url}/models", timeout=2.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def _die_with_parent() -> None:  # runs in the child before exec (Linux): SIGTERM when the harness dies
     try:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -61,20 +75,14 @@ class SpawnedServer:
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=self.env(), preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        out.close()  # the child has its own copy
         atexit.register(self.stop)
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self._own_log = False  # kept: the error names it
-                raise BackendError(f"{self.name} exited with status {self.proc.returncode} while starting "
-                                   f"({self.model}): {self._last_line()}; see {self.log}")
-            try:
-                if httpx.get(f"{self.base_url}/models", timeout=2.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self._own_log = False
+        if answers(self.base_url, self.timeout, alive=lambda: self.proc.poll() is None):
+            return self
+        self._own_log = False  # kept: the error names it
+        if self.proc.poll() is not None:
+            raise BackendError(f"{self.name} exited with status {self.proc.returncode} while starting "
+                               f"({self.model}): {self._last_line()}; see {self.log}")
         self.stop()
         raise BackendError(f"{self.name} did not answer on {self.base_url} within {self.timeout:g} s: "
                            f"{self._last_line()}; see {self.log}")

@@ -178,12 +178,9 @@ def test_external_local_inference_server_is_counted_by_the_estimate(write_suite,
     and the row names the server's pid."""
     import subprocess
     import sys
-    import time
-
-    import httpx
 
     from bench import models
-    from bench.servers import free_port
+    from bench.servers import answers, free_port
 
     port = free_port()
     model = models.resolve(models.ModelRef("bundled", "smollm2"))
@@ -191,13 +188,7 @@ def test_external_local_inference_server_is_counted_by_the_estimate(write_suite,
            str(port), "--n_ctx", "1024", "--n_threads", "2", "--verbose", "false", "--model_alias", "local"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        assert answers(f"http://127.0.0.1:{port}/v1", 60, alive=lambda: proc.poll() is None)
         server = psutil.Process(proc.pid)
         before = sum(server.cpu_times()[:2])
         suite = write_suite(SUITE.format(warmups=0, where=f'base_url = "http://127.0.0.1:{port}/v1"', tests='["c1"]')
