@@ -86,6 +86,7 @@ class Build:
     anchor_image: dict = field(default_factory=dict)
     anchor_stt: dict = field(default_factory=dict)
     anchor_tts: dict = field(default_factory=dict)
+    device_idle_w: float | None = None  # the GPU's own idle draw: all a box that is on anyway adds
 
 
 PRICE_DATA_ENV = "SHADOWBENCH_PRICE_DATA"  # a genai-prices data file from `shadowbench prices --update`
@@ -295,7 +296,7 @@ def builds() -> dict[str, Build]:
             guide_power_basis=b.get("guide_power_basis", ""), gpu_memory_gb=b.get("gpu_memory_gb"),
             components=tuple(tuple(c) for c in b.get("components", ())), anchor_llm=b.get("anchor_llm", {}),
             anchor_image=b.get("anchor_image", {}), anchor_stt=b.get("anchor_stt", {}),
-            anchor_tts=b.get("anchor_tts", {}))
+            anchor_tts=b.get("anchor_tts", {}), device_idle_w=b.get("device_idle_w"))
     return out
 
 

@@ -34,6 +34,16 @@ def register(sub) -> None:
     c.add_argument("--results-dir", default="results")
     c.add_argument("--usd-per-kwh", type=float)
     c.add_argument("--hours-per-day", type=float, help="hours the box is on per day (default: the build's)")
+    for flag, what in (("--hardware-usd", "the hardware's price in $"), ("--lifetime-years", "its life in years"),
+                       ("--idle-w", "the whole box's idle draw at the wall, W"),
+                       ("--busy-w", "its draw at the wall while busy, W (used without measured energy)"),
+                       ("--psu-efficiency", "the power supply's efficiency, 0-1"),
+                       ("--platform-w", "the rest of the box (CPU, board, fans) while the device works, W")):
+        c.add_argument(flag, type=float, default=None, help=f"{what} (default: the build's, see builds.toml)")
+    c.add_argument("--already-own", action="store_true",
+                   help="the hardware is already paid for: the answer is the monthly saving from day one")
+    c.add_argument("--box-on-anyway", action="store_true",
+                   help="the box is on anyway: only the device's own idle draw (device_idle_w) is charged")
     c.add_argument("--ttft-p95", type=float, default=None, metavar="S",
                    help="serve under a latency target: price requests at the measured endpoint step with the highest "
                         "throughput whose time-to-first-token p95 is at most S seconds (default 2 with --itl-p95)")
@@ -134,8 +144,15 @@ def _measured_unit(results_dir: Path, build_id: str, machine: str | None, worklo
         return None, problems, ""
     row_kind = "endpoint" if serving else kinds.by_price_kind(kind).NAME  # stt -> asr; llm: in-process rows
     machines = [machine] if machine else [m for m, b in catalog.machine_builds().items() if b == build_id]
+
+    def pick(kind_):
+        try:
+            return rows.select(df, machines, kind_, workload)
+        except LookupError as e:
+            raise ConfigError(results_dir, "--workload", "one workload (several tie)", f"<{e}>") from None
+
     if serving:
-        g, note = rows.select(df, machines, "endpoint", workload)
+        g, note = pick("endpoint")
         if g.empty:
             raise ConfigError(results_dir, "--ttft-p95/--itl-p95", f"endpoint rows (a served workload) for build "
                               f"{build_id} or --machine", "<no such rows>")
@@ -147,8 +164,12 @@ def _measured_unit(results_dir: Path, build_id: str, machine: str | None, worklo
             raise ConfigError(results_dir, "--ttft-p95/--itl-p95", "a latency target some measured step meets",
                               f"<{e}>") from None
         return unit, problems, why
-    g, note = rows.select(df, machines, row_kind, workload)
+    g, note = pick(row_kind)
     if g.empty:
+        if machine or workload:  # rows the user named must be used, or say why not
+            raise ConfigError(results_dir, "--machine/--workload", f"result rows of kind {row_kind} on machine "
+                              f"{machine or ', '.join(machines) or '<none mapped to ' + build_id + '>'}"
+                              + (f" from workload {workload}" if workload else ""), "<no such rows>")
         return None, problems, note
     if kind == "llm":
         return rows.llm_unit(g, prompt, output), problems, note
@@ -165,6 +186,12 @@ def _check_inputs(args) -> None:
               ("--hours-per-day", args.hours_per_day, lambda v: 0 < v <= 24, "a number of hours > 0 and <= 24"),
               ("--usd-per-kwh", args.usd_per_kwh, lambda v: v >= 0, "a price >= 0"),
               ("--ttft-p95", args.ttft_p95, lambda v: v > 0, "a number of seconds > 0"),
+              ("--hardware-usd", args.hardware_usd, lambda v: v >= 0, "a price >= 0"),
+              ("--lifetime-years", args.lifetime_years, lambda v: v > 0, "a number of years > 0"),
+              ("--idle-w", args.idle_w, lambda v: v >= 0, "watts >= 0"),
+              ("--busy-w", args.busy_w, lambda v: v >= 0, "watts >= 0"),
+              ("--psu-efficiency", args.psu_efficiency, lambda v: 0 < v <= 1, "a fraction > 0 and <= 1"),
+              ("--platform-w", args.platform_w, lambda v: v >= 0, "watts >= 0"),
               ("--itl-p95", args.itl_p95, lambda v: v > 0, "a number of seconds > 0")]
     for flag, v, ok, expected in checks:
         if v is not None and not (math.isfinite(v) and ok(v)):
@@ -196,7 +223,30 @@ def _api_price(kind: str, api: str):
     return catalog.unit_price(kind, api)
 
 
+def _framed_build(args, b0):
+    """The build with the user's figures and framing, and where each figure that decides the answer comes from."""
+    from dataclasses import replace
+
+    src = f"builds.toml {b0.id}"
+    fields = {"hardware_usd": "hardware_usd", "lifetime_years": "lifetime_years", "idle_w": "idle_wall_w",
+              "busy_w": "busy_wall_w", "psu_efficiency": "psu_efficiency", "platform_w": "platform_busy_w",
+              "hours_per_day": "hours_per_day"}
+    over = {f: getattr(args, a) for a, f in fields.items() if getattr(args, a) is not None}
+    b = replace(b0, **over)
+    sources = {f: ("--" + a.replace("_", "-") if f in over else src) for a, f in fields.items()}
+    if args.box_on_anyway:
+        if b.device_idle_w is None:
+            raise ConfigError("<command line>", "--box-on-anyway", "a build with the device's own idle draw "
+                              "(device_idle_w in builds.toml), or --idle-w", b.id)
+        if "idle_wall_w" not in over:
+            b = replace(b, idle_wall_w=b.device_idle_w)
+            sources["idle_wall_w"] = f"{src} device_idle_w (the box is on anyway: only the device's idle is added)"
+    return b, sources
+
+
 def cmd_cost(args) -> int:
+    from dataclasses import replace
+
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -206,17 +256,16 @@ def cmd_cost(args) -> int:
     from . import catalog, cost
 
     _check_inputs(args)
-    b = catalog.build(args.build)
+    b, sources = _framed_build(args, catalog.build(args.build))
     price = _api_price(args.kind, args.api)
     days = cost.DAYS_PER_MONTH
     kwh = args.usd_per_kwh if args.usd_per_kwh is not None else catalog.tariff_usd_per_kwh()
-    hours = args.hours_per_day if args.hours_per_day is not None else b.hours_per_day
+    kwh_src = "--usd-per-kwh" if args.usd_per_kwh is not None else "builds.toml [tariff] (the guides' price)"
+    hours = b.hours_per_day
     n = args.requests_per_day
     pricing = kinds.by_price_kind(args.kind).PRICING
     what, units = pricing.unit, pricing.unit + "s"
     shape = f" of {args.prompt_tokens}+{args.output_tokens} tokens" if args.kind == "llm" else ""
-    print(f"question: {n:,g} {units}/day{shape} on {b.label} ({b.id}) vs API {price.id}; electricity ${kwh:g}/kWh; "
-          f"{hours:g} h/day on; {cost.CALENDAR}")
     if args.kind == "llm":
         per_task = price.request_usd(args.prompt_tokens, args.output_tokens)
         api_basis = (f"{price.id} at ${price.usd_per_mtok_in:g}/${price.usd_per_mtok_out:g} per 1M input/output "
@@ -226,6 +275,7 @@ def cmd_cost(args) -> int:
         api_basis = f"{price.id} at ${price.usd_per_unit:g} per {price.unit} ({price.source}, as of {price.as_of})"
     retired = catalog.retirement(price.id)
     api_month = per_task * n * days
+    lines: list[str] = []  # printed after the verdict
 
     mode = args.local_power
     unit, note, problems = None, "", []
@@ -244,8 +294,17 @@ def cmd_cost(args) -> int:
             raise ConfigError(args.results_dir, "--local-power measured",
                               f"result rows of kind {args.kind} for build {b.id} (see [machines] in builds.toml) or "
                               "--machine", "<no such rows>")
+        if unit is not None and args.machine and catalog.machine_builds().get(args.machine) != b.id:
+            lines.append(f"warning: machine {args.machine} is not mapped to build {b.id} in builds.toml [machines]: "
+                         "its rows price a box they were not measured on")
+        if (unit is not None and unit.idle_device_w is not None and args.idle_w is None
+                and not args.box_on_anyway):
+            idle = unit.idle_device_w / b.psu_efficiency
+            b = replace(b, idle_wall_w=idle)
+            sources["idle_wall_w"] = ("the rows' measured idle baseline ÷ PSU efficiency"
+                                      + (" (ESTIMATED)" if unit.estimated else ""))
     for p in problems:
-        print(f"warning: skipped a results file: {p}")
+        lines.append(f"warning: skipped a results file: {p}")
     anchor = None
     try:
         anchor = cost.unit_from_anchor(b, args.kind, args.output_tokens)
@@ -270,29 +329,71 @@ def cmd_cost(args) -> int:
                  + f"{cost.wall_energy_j(unit, b):.4g} J at the wall; rows used: {unit.rows}"
                  + (f"; {local.note}" if local.note else ""))
 
-    # the decision first
+    # the verdict, in plain words, first
+    saving = api_month - local.total_usd
+    cap_words = ("fits its capacity" if not local.over_capacity and local.capacity_per_day is not None else
+                 "capacity not checked" if local.capacity_per_day is None else "EXCEEDS its capacity")
     be = None if local.over_capacity else cost.breakeven_months(b.hardware_usd, api_month, local.total_usd)
     if local.over_capacity:
         cap = local.capacity_per_day
-        spill = n - cap
-        decision = (f"OVER CAPACITY: the box serves {cap:,.0f} {units}/day in {hours:g} h; {spill:,.0f}/day would "
-                    f"overflow to the API (${per_task * spill * days:,.2f}/month): no break-even at this volume")
+        verdict = (f"OVER CAPACITY: the box serves {cap:,.0f} {units}/day in {hours:g} h; {n - cap:,.0f}/day would "
+                   f"overflow to the API (${per_task * (n - cap) * days:,.2f}/month): no break-even at this volume")
+    elif args.already_own:
+        verdict = (f"the box you own {'saves' if saving > 0 else 'costs'} ${abs(saving):,.2f}/month from day one at "
+                   f"{n:,g} {units}/day (API ${api_month:,.2f} vs local running ${local.total_usd:,.2f}); "
+                   f"{cap_words}")
     else:
-        cheaper = local.total_usd < api_month
-        decision = (f"local is {'cheaper' if cheaper else 'NOT cheaper'} to run than the API at this volume "
-                    f"(${local.total_usd:,.2f} vs ${api_month:,.2f} per month); ")
-        decision += ("break-even: n/a (no hardware price for this build)" if b.hardware_usd is None else
-                     f"break-even: {cost.fmt_months(be)} for ${b.hardware_usd:,.0f} of hardware")
-    print(f"decision: {decision}")
+        verdict = (f"local {'saves' if saving > 0 else 'costs'} ${abs(saving):,.2f}/month to run at {n:,g} "
+                   f"{units}/day (API ${api_month:,.2f} vs local ${local.total_usd:,.2f}); "
+                   + ("break-even: n/a (no hardware price)" if b.hardware_usd is None else
+                      f"break-even: {cost.fmt_months(be)} for ${b.hardware_usd:,.0f} of hardware")
+                   + f"; {cap_words}")
+    print(f"verdict: {verdict}")
+    print(f"question: {n:,g} {units}/day{shape} on {b.label} ({b.id}) vs API {price.id}; {cost.CALENDAR}"
+          + ("; hardware already owned" if args.already_own else "")
+          + ("; the box is on anyway" if args.box_on_anyway else ""))
     if retired:
         print(f"note: {price.id} is {retired.label()} ({retired.source})")
+    for line in lines:
+        print(line)
+
+    # every figure that decides it, with its source
+    print("assumptions:")
+    measured = unit is not None and unit.basis.startswith("measured")
+    figures = [
+        ("hardware", "sunk (--already-own)" if args.already_own else
+         (f"${b.hardware_usd:,.0f}" if b.hardware_usd is not None else "no price"), sources["hardware_usd"]),
+        ("lifetime", f"{b.lifetime_years:g} years", sources["lifetime_years"]),
+        ("hours on", f"{hours:g} h/day", sources["hours_per_day"]),
+        ("idle at the wall", f"{b.idle_wall_w:g} W" if b.idle_wall_w is not None else "unknown: not charged",
+         sources["idle_wall_w"]),
+        ("busy at the wall", "from measured energy" if measured and unit.device_energy_j is not None
+         else f"{b.busy_wall_w:g} W", "result rows" if measured else sources["busy_wall_w"]),
+        ("PSU efficiency", f"{b.psu_efficiency:g}", sources["psu_efficiency"]),
+        ("rest of the platform while busy", f"{b.platform_busy_w:g} W", sources["platform_busy_w"]),
+        ("electricity", f"${kwh:g}/kWh", kwh_src),
+        ("API price", api_basis, "dated catalog"),
+    ]
+    for name_, value, source in figures:
+        print(f"  {name_}: {value}  [{source}]")
+    if args.kind == "llm" and price.batch_in is not None:
+        batch = (args.prompt_tokens * price.batch_in + args.output_tokens * price.batch_out) / 1e6
+        print(f"  API batch price: ${price.batch_in:g}/${price.batch_out:g} per 1M -> ${batch * n * days:,.2f}/month "
+              "(for work that can wait up to a day)")
+    if args.kind == "llm" and price.usd_per_mtok_cache_read is not None:
+        print(f"  API cached-input price: ${price.usd_per_mtok_cache_read:g} per 1M (repeated prompt prefixes)")
+    local_model = (unit.model if unit is not None and unit.model else
+                   b.anchor_llm.get("model", "") if args.kind == "llm" else "")
+    if args.kind == "llm":
+        print(f"quality: local {local_model or 'model'} stands in for {price.id}; shadowbench measures speed, "
+              "energy and cost, not whether its answers are as good")
 
     t = Table(title=None, box=None, pad_edge=False)
     for c, j in (("", "left"), (f"per {what}", "right"), ("per month", "right"), ("", "left")):
         t.add_column(c, justify=j)
     tc = local.per_task()
     money = lambda v, f=",.6f": "" if v is None else f"${v:{f}}"  # noqa: E731
-    t.add_row("API", money(per_task), money(api_month, ",.2f"), escape(api_basis))
+    t.add_row("API", money(per_task), money(api_month, ",.2f"), escape(price.id))
     if local.basis == "guide":
         t.add_row("local running (guide's flat power)", money(tc.energy_usd), money(local.total_usd, ",.2f"), "")
     else:
@@ -301,7 +402,7 @@ def cmd_cost(args) -> int:
         t.add_row("local idle share", money(tc.idle_usd), money(local.idle_usd, ",.2f"),
                   f"{max(0.0, hours - local.busy_hours_per_day):.2f} idle h/day at {b.idle_wall_w or 0:g} W")
         t.add_row("local running", money(tc.running_usd), money(local.total_usd, ",.2f"), "energy + idle")
-    if local.amortization_usd is not None:
+    if local.amortization_usd is not None and not args.already_own:
         t.add_row("hardware amortization", money(tc.amortization_usd), money(local.amortization_usd, ",.2f"),
                   f"${b.hardware_usd:,.0f} over {b.lifetime_years:g} years")
         t.add_row("local all-in", money(tc.all_in_usd), money(local.all_in_usd, ",.2f"), "running + amortization")
@@ -312,7 +413,7 @@ def cmd_cost(args) -> int:
     print(f"local basis: {basis}")
     if note:
         print(f"note: {note}")
-    if b.hardware_usd is not None:
+    if b.hardware_usd is not None and not args.already_own:
         _sweep(n, per_task, unit if unit is not None else anchor, b, kwh, days,
                local if local.basis == "guide" else None, units, hours)
     return 0

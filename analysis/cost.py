@@ -41,6 +41,8 @@ class LocalUnit:
     energy_source: str = ""
     estimated: bool = False
     rows: str = ""  # provenance of measured figures
+    idle_device_w: float | None = None  # the rows' measured idle baseline (device level), where they have one
+    model: str = ""  # the local model that does the task (for the quality caveat)
 
 
 @dataclass(frozen=True)

@@ -100,29 +100,37 @@ def synthetic(g: pd.DataFrame) -> bool:
 
 def select(df: pd.DataFrame, machines: list[str], kind: str, workload: str | None = None) -> tuple[pd.DataFrame, str]:
     """(rows, note): the rows of one workload of ``kind`` on ``machines``: the named workload, else the one with the
-    most rows among those with real weights (a synthetic-weights workload only when there is nothing else, and the
-    note says so); of that, the newest suite version only."""
+    most rows among those with real weights (synthetic-weights workloads only when there is nothing else); of that,
+    the newest suite version only. The note says when the weights are synthetic. LookupError when workloads tie:
+    the user names one."""
     sub = df[df["machine"].isin(machines) & (df["kind"] == kind)] if not df.empty else df
     if workload:
         sub = sub[sub["workload"] == workload]
     if sub.empty:
         return sub, ""
-    note = ""
     if not workload:
         real = sub[~sub["workload"].isin({w for w, g in sub.groupby("workload") if synthetic(g)})]
-        if real.empty:
-            note = "only synthetic-weights workloads measured: their speed is the model's shape, not a real model's"
-        else:
-            sub = real
-    name = workload or sub["workload"].value_counts().index[0]
+        sub = real if not real.empty else sub
+    counts = sub["workload"].value_counts()
+    if not workload and len(counts) > 1 and counts.iloc[0] == counts.iloc[1]:
+        tied = sorted(counts[counts == counts.iloc[0]].index)
+        raise LookupError(f"workloads {', '.join(tied)} have as many rows each: name one with --workload")
+    name = workload or counts.index[0]
     g = sub[sub["workload"] == name]
-    if note:
-        note = f"workload {name}: {note}"
+    note = (f"workload {name} has synthetic weights: its speed is the model's shape, not a real model's"
+            if synthetic(g) else "")
     return g[g["suite_version"] == g["suite_version"].max()], note
 
 
 def _source(df: pd.DataFrame) -> tuple[str, bool]:
     return ";".join(sorted(set(df["energy_source"]))), bool(df["estimated"].any())
+
+
+def _extra(df: pd.DataFrame) -> dict:
+    """What every unit from rows carries besides time and energy: the measured idle baseline and the model."""
+    idle = df["idle_power_w"].dropna() if "idle_power_w" in df else pd.Series(dtype=float)
+    return {"idle_device_w": float(idle.median()) if not idle.empty else None,
+            "model": ", ".join(sorted(set(df["model"].dropna())))}
 
 
 def llm_unit(df: pd.DataFrame, prompt_tokens: int, output_tokens: int) -> LocalUnit:
@@ -136,7 +144,7 @@ def llm_unit(df: pd.DataFrame, prompt_tokens: int, output_tokens: int) -> LocalU
     if not exact.empty:
         energy = exact["energy_j"].median() if exact["energy_j"].notna().any() else None
         return LocalUnit(seconds=float(exact["wall_s"].median()), device_energy_j=energy, basis="measured",
-                         energy_source=src, estimated=est, rows=provenance(exact))
+                         energy_source=src, estimated=est, rows=provenance(exact), **_extra(exact))
     pp = df["pp_tokens_per_s"].dropna()
     tg = df["tg_tokens_per_s"].dropna()
     if tg.empty or (prompt_tokens and pp.empty):
@@ -148,7 +156,7 @@ def llm_unit(df: pd.DataFrame, prompt_tokens: int, output_tokens: int) -> LocalU
         power = (with_energy["energy_j"] / with_energy["wall_s"]).median()
         energy = float(power * seconds)
     return LocalUnit(seconds=seconds, device_energy_j=energy, basis="measured", energy_source=src, estimated=est,
-                     rows=provenance(df))
+                     rows=provenance(df), **_extra(df))
 
 
 def priced_unit(df: pd.DataFrame, kind: str) -> LocalUnit:
@@ -162,7 +170,7 @@ def priced_unit(df: pd.DataFrame, kind: str) -> LocalUnit:
     src, est = _source(g)
     return LocalUnit(seconds=float((g["wall_s"] / units).median()),
                      device_energy_j=None if energy is None else float(energy), basis="measured",
-                     energy_source=src, estimated=est, rows=provenance(g))
+                     energy_source=src, estimated=est, rows=provenance(g), **_extra(g))
 
 
 # latency targets a served request must meet unless the user gives others (`cost --ttft-p95 / --itl-p95`)
@@ -222,4 +230,4 @@ def serving_unit(df: pd.DataFrame, ttft_p95_s: float = DEFAULT_TTFT_P95_S, itl_p
            + (f"; scaled from the measured {measured_out:.0f}-token answers to {output_tokens}" if scale != 1 else ""))
     src, est = _source(g)
     return LocalUnit(seconds=seconds, device_energy_j=energy, basis="measured serving", energy_source=src,
-                     estimated=est, rows=provenance(g)), why
+                     estimated=est, rows=provenance(g), **_extra(g)), why

@@ -91,9 +91,9 @@ def test_cost_cli_golden_and_rows_used(committed_results):
     r = run_cli("cost", "--kind", "llm", "--requests-per-day", 2000, "--prompt-tokens", 500, "--output-tokens", 200,
                 "--api", "claude-3-5-haiku", "--build", "rtx4060ti", "--local-power", "guide")
     assert r.returncode == 0, r.stderr
-    decision = r.stdout.splitlines()[1]
-    assert decision == ("decision: local is cheaper to run than the API at this volume ($9.00 vs $72.00 per month); "
-                        "break-even: 11.7 months for $740 of hardware")
+    verdict = r.stdout.splitlines()[0]
+    assert verdict == ("verdict: local saves $63.00/month to run at 2,000 requests/day (API $72.00 vs local $9.00); "
+                       "break-even: 11.7 months for $740 of hardware; fits its capacity")
     assert "note: claude-3-5-haiku is retired 2026-02-19, successor claude-haiku-4-5" in r.stdout
     assert "capacity: 9,216 requests/day in 8 h" in r.stdout  # the guide mode checks capacity with the speed figure
     r = run_cli("cost", "--requests-per-day", 50, "--api", "claude-3-5-haiku", "--build", "rtx4060ti",
@@ -101,23 +101,31 @@ def test_cost_cli_golden_and_rows_used(committed_results):
     assert "break-even: never" in r.stdout and "$1.80" in r.stdout
     # measured rows of this box: named in the output, labeled as estimated energy
     r = run_cli("cost", "--requests-per-day", 2000, "--api", "claude-3-5-haiku", "--build", "ci-cpu-vm",
-                "--results-dir", committed_results)
+                "--results-dir", committed_results, "--workload", "smollm2-135m-q4_1")
     assert r.returncode == 0, r.stderr
     assert "rows used: " in r.stdout and "pp500+tg200" in r.stdout and "ESTIMATED" in r.stdout
+    # the rows' measured idle baseline is the idle figure, and it says so
+    assert "idle at the wall: 0.1" in r.stdout and "[the rows' measured idle baseline ÷ PSU efficiency (ESTIMATED)]" \
+        in r.stdout
+    # two in-process LLM workloads with as many rows: the user names one
+    r = run_cli("cost", "--requests-per-day", 2000, "--api", "claude-3-5-haiku", "--build", "ci-cpu-vm",
+                "--results-dir", committed_results)
+    assert r.returncode == 2 and "have as many rows each: name one with --workload" in r.stderr
+    assert "in-process-parallel-smollm2" in r.stderr and "smollm2-135m-q4_1" in r.stderr
 
 
 def test_cost_cli_over_capacity_prints_no_break_even():
     r = run_cli("cost", "--requests-per-day", 20000, "--api", "claude-haiku-4-5", "--build", "rtx4060ti",
                 "--local-power", "anchor")
     assert r.returncode == 0, r.stderr
-    decision = r.stdout.splitlines()[1]
+    verdict = r.stdout.splitlines()[0]
     # 20,000 × 3.125 s is 17.4 busy hours; the box serves 8 × 3600 / 3.125 = 9,216 a day
-    assert decision.startswith("decision: OVER CAPACITY: the box serves 9,216 requests/day in 8 h; 10,784/day")
-    assert "break-even:" not in r.stdout and "months" not in decision
+    assert verdict.startswith("verdict: OVER CAPACITY: the box serves 9,216 requests/day in 8 h; 10,784/day")
+    assert "break-even:" not in r.stdout and "months" not in verdict
     # with the guide's flat power, capacity still comes from the build's speed figure
     r = run_cli("cost", "--requests-per-day", 20000, "--api", "claude-haiku-4-5", "--build", "rtx4060ti",
                 "--local-power", "guide")
-    assert "OVER CAPACITY" in r.stdout.splitlines()[1]
+    assert "OVER CAPACITY" in r.stdout.splitlines()[0]
 
 
 def test_cost_cli_all_in_components():
@@ -202,9 +210,9 @@ def test_cost_cli_refuses_to_price_rows_without_energy_at_zero(committed_results
 
 def test_cost_cli_says_when_only_synthetic_weights_were_measured(committed_results):
     r = run_cli("cost", "--kind", "image", "--requests-per-day", 100, "--api", "gpt-image-1-medium", "--build",
-                "ci-cpu-vm", "--results-dir", committed_results)
+                "ci-cpu-vm", "--results-dir", committed_results, "--workload", "tiny-sd-synthetic")
     assert r.returncode == 0, r.stderr
-    assert "only synthetic-weights workloads measured" in r.stdout
+    assert "has synthetic weights" in r.stdout
 
 
 def test_cost_cli_speech_from_measured_rows(committed_results):
@@ -276,3 +284,52 @@ def test_prices_lists_dated_catalog():
                    "guide:claude-3-5-haiku", "$0.12/kWh", "Retired and deprecated models", "claude-sonnet-4-5",
                    "2026-05-12", "retired 2026-02-19, successor"):
         assert needle in r.stdout, needle
+
+
+def test_cost_verdict_assumptions_and_framings():
+    """A homelab question: 1,500 requests/day of 600+150 tokens on the RTX 3090 box, 24 h on, $0.31/kWh."""
+    base = ["cost", "--requests-per-day", 1500, "--prompt-tokens", 600, "--output-tokens", 150, "--api",
+            "claude-haiku-4-5", "--build", "rtx3090", "--usd-per-kwh", "0.31", "--hours-per-day", "24",
+            "--local-power", "anchor"]
+    r = run_cli(*base)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    api = 1500 * 30 * (600 * 1.0 + 150 * 5.0) / 1e6                       # $60.75
+    busy_s = 150 / 115                                                    # 1.304 s at 600 W
+    energy = 1500 * busy_s * 600 / 3.6e6 * 0.31 * 30                      # $3.03
+    idle = 75 * (24 - 1500 * busy_s / 3600) / 1000 * 0.31 * 30            # $16.36
+    assert out[0] == (f"verdict: local saves ${api - energy - idle:,.2f}/month to run at 1,500 requests/day (API "
+                      f"${api:,.2f} vs local ${energy + idle:,.2f}); break-even: "
+                      f"{1310 / (api - energy - idle):.1f} months (2.6 years) for $1,310 of hardware; "
+                      "fits its capacity")
+    for line in ("  hardware: $1,310  [builds.toml rtx3090]", "  lifetime: 4 years  [builds.toml rtx3090]",
+                 "  hours on: 24 h/day  [--hours-per-day]", "  idle at the wall: 75 W  [builds.toml rtx3090]",
+                 "  busy at the wall: 600 W  [builds.toml rtx3090]", "  PSU efficiency: 0.87  [builds.toml rtx3090]",
+                 "  rest of the platform while busy: 60 W  [builds.toml rtx3090]",
+                 "  electricity: $0.31/kWh  [--usd-per-kwh]"):
+        assert line in out, line
+    assert any(x.startswith("  API price: claude-haiku-4-5 at $1/$5 per 1M") for x in out)
+    assert "  API batch price: $0.5/$2.5 per 1M -> $30.38/month (for work that can wait up to a day)" in out
+    assert any(x.startswith("quality: local Llama-3-8B Q4_K_M stands in for claude-haiku-4-5") for x in out)
+    # the box is on anyway: only the 3090's own 22 W idle is added
+    r = run_cli(*base, "--box-on-anyway")
+    idle_gpu = 22 * (24 - 1500 * busy_s / 3600) / 1000 * 0.31 * 30
+    assert r.stdout.splitlines()[0].startswith(
+        f"verdict: local saves ${api - energy - idle_gpu:,.2f}/month to run at 1,500 requests/day")
+    assert f"{1310 / (api - energy - idle_gpu):.1f} months" in r.stdout.splitlines()[0]
+    # already owned: the saving from day one, no break-even
+    r = run_cli(*base, "--already-own", "--idle-w", "60")
+    idle60 = 60 * (24 - 1500 * busy_s / 3600) / 1000 * 0.31 * 30
+    assert r.stdout.splitlines()[0] == (f"verdict: the box you own saves ${api - energy - idle60:,.2f}/month from day "
+                                        f"one at 1,500 requests/day (API ${api:,.2f} vs local running "
+                                        f"${energy + idle60:,.2f}); fits its capacity")
+    assert "  idle at the wall: 60 W  [--idle-w]" in r.stdout and "hardware: sunk (--already-own)" in r.stdout
+
+
+def test_cost_named_rows_that_cannot_be_used_exit_2(committed_results):
+    r = run_cli("cost", "--requests-per-day", 100, "--api", "gpt-4o-mini", "--build", "rtx3090", "--results-dir",
+                committed_results, "--machine", "cpu-amd-epyc-2c-24g", "--workload", "no-such-workload")
+    assert r.returncode == 2 and "no-such-workload" in r.stderr and "<no such rows>" in r.stderr
+    r = run_cli("cost", "--requests-per-day", 100, "--api", "gpt-4o-mini", "--build", "rtx3090", "--results-dir",
+                committed_results, "--machine", "cpu-amd-epyc-2c-24g", "--workload", "smollm2-135m-q4_1")
+    assert r.returncode == 0 and "warning: machine cpu-amd-epyc-2c-24g is not mapped to build rtx3090" in r.stdout
