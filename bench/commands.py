@@ -26,7 +26,7 @@ def cmd_run(args) -> int:
     from .energy import build_meter
     from .energy.nvml import probe_gpus
     from .provenance import machine_name
-    from .runner import Runner, summary_table
+    from .runner import Runner, summary_tables
 
     from .config import MAX_IDLE_S
     from .errors import ConfigError
@@ -47,15 +47,26 @@ def cmd_run(args) -> int:
     try:
         outcome = runner.run()
     except KeyboardInterrupt:
-        err.print(f"interrupted: every completed row is kept in {runner.path}", markup=False, highlight=False)
+        err.print(f"interrupted: every completed row is kept in {runner.path}" if runner.path else
+                  "interrupted before any row was written: no file was left", markup=False, highlight=False)
         return 130
     finally:
         meter.close()
-    Console(**({} if sys.stdout.isatty() else {"width": 140})).print(summary_table(outcome.rows))
-    print(f"{len(outcome.rows)} rows written to {outcome.path}")
-    if outcome.failures:
-        for what, msg in outcome.failures:
-            err.print(f"failed {what}: {msg}", markup=False, highlight=False)
+    out = Console(**({} if sys.stdout.isatty() else {"width": 80}))
+    for table in summary_tables(outcome.rows):
+        out.print(table)
+    if outcome.rows:
+        print(f"{len(outcome.rows)} rows written to {outcome.path}")
+        workloads = sorted({r["workload"] for r in outcome.rows if r["kind"] == "llm"})
+        hint = f" --workload {workloads[0]}" if len(workloads) > 1 else ""
+        print(f"next: shadowbench report --results-dir {args.results_dir}; shadowbench cost --machine {machine}{hint} "
+              "--build BUILD --api gpt-4o-mini --requests-per-day 1000 (BUILD: your box in "
+              "analysis/data/builds.toml; map this machine under [machines] to use its rows by default)")
+    else:
+        print("no row was written: the empty result file was removed")
+    if outcome.failures:  # each was printed where it happened
+        err.print(f"{len(outcome.failures)} failed: {', '.join(w for w, _ in outcome.failures)} (see above)",
+                  markup=False, highlight=False)
         return outcome.exit_status or 1
     return 0
 

@@ -64,6 +64,7 @@ class Runner:
                  create_backend=kinds.create_backend):
         self.suite, self.meter, self.machine, self.gpus = suite, meter, machine, gpus
         self.create_backend = create_backend
+        self._refused: set[str] = set()
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.show_progress = show_progress
         now = datetime.now(timezone.utc)
@@ -78,21 +79,50 @@ class Runner:
 
     def run(self) -> RunOutcome:
         total = sum(len(w.tests) * (w.warmups + w.repetitions) for w in self.suite.workloads)
-        with ResultWriter(self.path) as writer:
-            self.path = writer.path  # the file actually created (a same-second run gets ~2)
-            self.console.print(f"rows go to {escape(str(writer.path))}", highlight=False)
-            outcome = RunOutcome(writer.path)
-            if hasattr(self.meter, "start"):  # the sampler and the run's power series
-                self.meter.start(writer.path.with_suffix(".power.csv"))
-            progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
-                                disable=not self.show_progress, transient=False)
-            with progress:
-                self._measure_idle(progress)
-                task = progress.add_task(f"{self.suite.name}", total=total)
-                for workload in self.suite.workloads:
-                    self._run_workload(workload, writer, outcome, progress, task)
+        writer = ResultWriter(self.path)
+        self.path = writer.path  # the file actually created (a same-second run gets ~2)
+        try:
+            with writer:
+                self.console.print(f"rows go to {escape(str(writer.path))}", highlight=False)
+                outcome = RunOutcome(writer.path)
+                if hasattr(self.meter, "start"):  # the sampler and the run's power series
+                    self.meter.start(writer.path.with_suffix(".power.csv"))
+                progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                    TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
+                                    disable=not self.show_progress, transient=False)
+                with progress:
+                    self._preflight(outcome)  # unreachable servers are found before the idle baseline
+                    if len(self._refused) < len(self.suite.workloads):  # something is left to measure
+                        self._measure_idle(progress)
+                    task = progress.add_task(f"{self.suite.name}", total=total)
+                    for workload in self.suite.workloads:
+                        if workload.name in self._refused:
+                            progress.advance(task, len(workload.tests) * (workload.warmups + workload.repetitions))
+                            continue
+                        self._run_workload(workload, writer, outcome, progress, task)
+        finally:
+            if writer.rows == 0:  # a run that measured nothing (or was stopped first) leaves no file behind
+                self._remove_empty(writer.path)
+                self.path = None
         return outcome
+
+    def _remove_empty(self, path: Path) -> None:
+        if hasattr(self.meter, "close_log"):
+            self.meter.close_log()
+        for p in (path, path.with_suffix(".power.csv")):
+            p.unlink(missing_ok=True)
+
+    def _preflight(self, outcome: RunOutcome) -> None:
+        """A kind's checks that need no model loaded (an endpoint's server answers), before anything is measured."""
+        for w in self.suite.workloads:
+            check = getattr(kinds.get(w.kind), "preflight", None)
+            if check is None:
+                continue
+            try:
+                check(w)
+            except ShadowbenchError as e:
+                self._refused.add(w.name)
+                self._fail(outcome, w.name, e, "skipping the workload")
 
     def _measure_idle(self, progress) -> None:
         """Idle baseline before the suite: rows carry gross energy, idle-subtracted net energy and these watts."""
@@ -230,24 +260,33 @@ class Runner:
                 self.console.print(f"[yellow]warning[/yellow] {escape(msg)}")
 
 
-def summary_table(rows: list[dict]) -> Table:
-    """Median and spread (min, max, coefficient of variation) per workload, test and metric."""
-    table = Table(title="shadowbench summary")
-    for col, just in (("workload", "left"), ("test", "left"), ("metric", "left"), ("n", "right"),
-                      ("median", "right"), ("min", "right"), ("max", "right"), ("cv", "right")):
-        table.add_column(col, justify=just)
-    groups: dict[tuple[str, str], list[dict]] = {}
+def summary_tables(rows: list[dict]) -> list[Table]:
+    """Per workload: median and spread (min, max, coefficient of variation) per test and summarised metric, with
+    its unit; estimated energy tagged. Narrow enough for 80 columns."""
+    by_workload: dict[str, dict[str, list[dict]]] = {}
     for r in rows:
-        groups.setdefault((r["workload"], r["test"]), []).append(r)
-    for (wname, test), rs in groups.items():
-        first = True
-        for m in columns.summary():
-            vals = [float(r[m]) for r in rs if r.get(m) not in (None, "")]
-            if not vals:
-                continue
-            c = cv(vals)
-            table.add_row(escape(wname) if first else "", escape(test) if first else "", m, str(len(vals)),
-                          f"{statistics.median(vals):.4g}", f"{min(vals):.4g}", f"{max(vals):.4g}",
-                          f"{c:.1%}" if c is not None else "")
-            first = False
-    return table
+        by_workload.setdefault(r["workload"], {}).setdefault(r["test"], []).append(r)
+    reg = columns.registry()
+    tables = []
+    for wname, tests in by_workload.items():
+        n = max(len(rs) for rs in tests.values())
+        table = Table(title=f"{escape(wname)} ({n} repetitions)", title_justify="left")
+        for col, just in (("test", "left"), ("metric", "left"), ("unit", "left"), ("median", "right"),
+                          ("min", "right"), ("max", "right"), ("cv", "right")):
+            table.add_column(col, justify=just)
+        for test, rs in tests.items():
+            first = True
+            for m in columns.summary():
+                vals = [float(r[m]) for r in rs if r.get(m) not in (None, "")]
+                if not vals:
+                    continue
+                c = cv(vals)
+                unit = reg[m].unit
+                if m == "energy_j" and any("estimated" in str(r.get("energy_source", "")) for r in rs):
+                    unit += " ESTIMATED"
+                table.add_row(escape(test) if first else "", m, unit, f"{statistics.median(vals):.4g}",
+                              f"{min(vals):.4g}", f"{max(vals):.4g}", f"{c:.1%}" if c is not None else "")
+                first = False
+            table.add_section()
+        tables.append(table)
+    return tables

@@ -629,3 +629,29 @@ def test_a_remote_server_gets_no_energy_and_says_so():
     m.begin("y")
     clock.sleep(1.0)
     assert m.end("y").energy_j == pytest.approx(50.0)
+
+
+def test_unreachable_server_is_found_before_the_idle_baseline_and_no_empty_file_is_left(write_suite, tmp_path):
+    suite = write_suite(EP_SUITE.format(name="gone", url="http://127.0.0.1:9/v1", timeout=5).replace(
+        "idle_s = 0", "idle_s = 3"))
+    t0 = time.monotonic()
+    r = run_cli("run", suite, "--results-dir", tmp_path / "res", "--no-progress")
+    assert time.monotonic() - t0 < 3  # no idle baseline was measured for nothing
+    assert r.returncode == 2 and "http://127.0.0.1:9/v1: unreachable" in r.stderr
+    assert r.stderr.count("unreachable (ConnectError)") == 1  # each error printed once
+    assert "idle power" not in r.stderr
+    assert not any((tmp_path / "res").rglob("*.csv")) and "no row was written" in r.stdout
+
+
+def test_run_summary_has_units_tags_estimates_fits_80_columns_and_says_what_next(write_suite, tmp_path, server):
+    suite = _ep(write_suite, server).read_text().replace("[energy]\nidle_s = 0", '[energy]\nidle_s = 0\nmeter = '
+                                                         '"estimate"')
+    r = run_cli("run", write_suite(suite, "s.toml"), "--results-dir", tmp_path / "res", "--no-progress",
+                "--machine", "box")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert max(len(x) for x in lines if x.startswith(("│", "┃", "┏", "└", "┡"))) <= 80
+    assert any("agg_tokens_per_s" in x and "tokens/s" in x for x in lines)
+    assert any("energy_j" in x and "J ESTIMATED" in x for x in lines)
+    assert any(x.startswith("next: shadowbench report --results-dir") and "shadowbench cost --machine box" in x
+               for x in lines)

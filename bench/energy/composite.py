@@ -183,6 +183,10 @@ class EnergyMeter:
     def describe(self) -> list[str]:
         return [p.describe() for p in self.parts]
 
+    def close_log(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:

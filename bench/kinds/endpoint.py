@@ -2,6 +2,7 @@
 spawned on loopback) under a concurrency sweep (``c4``) or at a fixed request rate (``r0.5`` requests/s)."""
 from __future__ import annotations
 
+import os
 import re
 from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
@@ -52,6 +53,27 @@ def endpoint_url(base_url: str, path: str) -> str:
     key there)."""
     u = urlsplit(base_url)
     return urlunsplit((u.scheme, u.netloc, u.path.rstrip("/") + path, u.query, ""))
+
+
+def preflight(w) -> None:
+    """An external server must answer before anything is measured (the idle baseline included): exit status 2
+    names it otherwise. A spawned server is checked when it starts."""
+    p = w.params
+    if p["spawn"]:
+        return
+    import httpx
+
+    from ..backends.endpoint import EndpointUnreachable
+
+    key = os.environ.get(p["api_key_env"], "") if p["api_key_env"] else ""
+    try:
+        r = httpx.get(endpoint_url(p["base_url"], "/models"), headers={"Authorization": f"Bearer {key}"} if key
+                      else {}, timeout=10.0)
+    except httpx.HTTPError as e:
+        raise EndpointUnreachable(f"{redact_url(p['base_url'])}: unreachable ({type(e).__name__}); is the server "
+                                  "running?") from None
+    if r.status_code >= 400:
+        raise EndpointUnreachable(f"{redact_url(p['base_url'])}/models answered HTTP {r.status_code}")
 
 
 def problem(metrics: dict) -> str | None:
