@@ -4,8 +4,8 @@ is the model).
 
 The columns every row has are declared here; a kind's own columns are declared in its contract module
 (``bench/kinds/<kind>.py``) and collected by ``registry()``. The result writer, the runner's summary and spread
-checks, analysis's typed reading and the README's column table all come from it, so adding a column is a change
-in one module. Derived columns carry the formula that fills them from the rest of the row.
+checks, analysis's typed reading and the column table of docs/result-columns.md all come from it, so adding a
+column is a change in one module. Derived columns carry the formula that fills them from the rest of the row.
 
 The schema version and its written history live here too; ``MIGRATIONS`` turns an older row into the current one
 when a file is read.
@@ -221,7 +221,7 @@ def derive(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def markdown_table() -> str:
-    """The README's column table."""
+    """The column table of docs/result-columns.md (`shadowbench columns`)."""
     lines = ["| column | unit | kinds | meaning |", "|---|---|---|---|"]
     for c in registry().values():
         kinds_txt = ", ".join(c.kinds) if c.kinds else "all"
