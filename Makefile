@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# the suite for this box's GPU (NVML: rtx3090.toml for 24 GB, rtx4060ti.toml for 16 GB), else suites/quick.toml
-SUITE ?= $(shell $(BIN)/shadowbench pick-suite 2>/dev/null || echo suites/quick.toml)
+# the suite for this box: a one-model GPU suite where NVML sees a card (with FULL=1: rtx3090.toml for 24 GB,
+# rtx4060ti.toml for 16 GB), else suites/quick.toml
+# a first run on a GPU is one model (suites/gpu-llama3.1-8b.toml); FULL=1 runs the card's whole suite
+SUITE ?= $(shell $(BIN)/shadowbench pick-suite $(if $(FULL),--full) 2>/dev/null || echo suites/quick.toml)
 MACHINE ?=
 RESULTS ?= results
 

@@ -24,24 +24,36 @@ def cmd_run(args) -> int:
 
     from .config import load_suite
     from .energy import build_meter
+    from . import provenance
+    from .config import MAX_IDLE_S
     from .energy.nvml import probe_gpus
+    from .errors import ConfigError
     from .provenance import machine_name
     from .runner import Runner, summary_tables
-
-    from .config import MAX_IDLE_S
-    from .errors import ConfigError
 
     if args.idle_s is not None and not (args.idle_s == 0 or 1 <= args.idle_s <= MAX_IDLE_S):  # nan fails too
         raise ConfigError("<command line>", "--idle-s", f"0 or a number of seconds from 1 to {MAX_IDLE_S:g}",
                           str(args.idle_s))
     suite = load_suite(args.suite)
-    gpus, _ = probe_gpus()
+    gpus, why = probe_gpus()
     machine = args.machine or machine_name([g["name"] for g in gpus])
     err = Console(stderr=True, soft_wrap=True)  # messages are never wrapped mid-path
+    err.print(f"shadowbench {__version__}: suite {suite.name} on {machine}", markup=False, highlight=False)
+    if any(w.model.source == "hf" for w in suite.workloads):  # the plan first: downloads, fit, disk
+        lines, download_gb = plan(Path(args.suite), gpus, why, provenance.ram_gib())
+        for line in lines:
+            if ": SKIPPED: " not in line:  # the run reports those itself, once
+                err.print(f"  plan: {line}", markup=False, highlight=False)
+        if download_gb > ASK_ABOVE_GB and not args.yes:
+            if not sys.stdin.isatty():
+                raise ConfigError("<command line>", "--yes", f"--yes to download {download_gb:.1f} GB of models "
+                                  f"(more than {ASK_ABOVE_GB:g} GB)", "<not given>")
+            if input(f"download {download_gb:.1f} GB of models? [y/N] ").strip().lower() not in ("y", "yes"):
+                err.print("nothing downloaded; `shadowbench plan` shows what each workload needs", markup=False)
+                return 2
     meter, report = build_meter(args.meter or suite.energy.meter, suite.energy.cpu_w_per_core, suite.energy.sample_hz)
     runner = Runner(suite, meter, Path(args.results_dir), machine, gpus, console=err,
                     show_progress=not args.no_progress, idle_s=args.idle_s)
-    err.print(f"shadowbench {__version__}: suite {suite.name} on {machine}", markup=False, highlight=False)
     for line in report:
         err.print(f"  meter {line}", markup=False, highlight=False)
     try:
@@ -101,9 +113,13 @@ def cmd_env(args) -> int:
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
 
 
-def pick_suite(gpus: list[dict]) -> Path:
-    """The suite for this box: by the visible GPUs' memory (NVML), the CPU quick suite without a GPU."""
+def pick_suite(gpus: list[dict], full: bool = False) -> Path:
+    """The suite for this box. A first run on a GPU is one model (Llama-3.1-8B Q4_K_M, 4.9 GB); with ``full`` the
+    card's whole suite (rtx3090.toml for 24 GB, about 52 GB of downloads; rtx4060ti.toml for 16 GB). Without a GPU
+    the CPU quick suite."""
     mem = sum(g["memory_total_gb"] for g in gpus)
+    if mem >= 8 and not full:
+        return SUITES_DIR / "gpu-llama3.1-8b.toml"
     if mem >= 22:  # 24 GB cards (RTX 3090, 4090)
         return SUITES_DIR / "rtx3090.toml"
     if mem >= 15:  # 16 GB cards (RTX 4060 Ti 16GB, 4080)
@@ -115,7 +131,7 @@ def cmd_pick_suite(args) -> int:
     from .energy.nvml import probe_gpus
 
     gpus, why = probe_gpus()
-    path = pick_suite(gpus)
+    path = pick_suite(gpus, full=args.full)
     try:
         print(path.relative_to(Path.cwd()))
     except ValueError:
@@ -182,6 +198,71 @@ def cmd_pin(args) -> int:
     return 0
 
 
+DOWNLOAD_MB_PER_S = 50.0  # assumption for the time estimate of downloads
+ASK_ABOVE_GB = 20.0  # a run asks before downloading more than this
+
+
+def plan(suite_path: Path, gpus: list[dict], why_no_gpu: str, ram_gib: float) -> tuple[list[str], float]:
+    """Per workload of a suite: what it downloads (or "in cache"), what it needs, whether that fits in the GPU
+    memory free now (who holds the rest), and the disk and time the downloads take. Nothing is downloaded."""
+    from . import fetch
+    from .config import load_suite
+    from .errors import ShadowbenchError
+
+    suite = load_suite(suite_path, check_models=False)
+    out = []
+    if gpus:
+        for g in gpus:
+            free = g.get("memory_free_gb")
+            out.append(f"GPU {g['name']}: {g['memory_total_gb']:.1f} GB"
+                       + (f", {free:.1f} GB free" if free is not None else ""))
+        held = fetch.holders(gpus)
+        if held:
+            out.append(f"  {held}")
+    else:
+        out.append(f"GPU: none ({why_no_gpu}); models run on the CPU in {ram_gib:.1f} GiB of RAM")
+    total_download = 0
+    for w in suite.workloads:
+        head = f"{w.name} ({w.kind}, {w.model.label()}):"
+        if w.model.source != "hf":
+            out.append(f"{head} local model, nothing to download")
+            continue
+        try:
+            n = fetch.need(w.kind, w.model, dict(w.params))
+        except ShadowbenchError as e:
+            out.append(f"{head} SKIPPED: {e}")
+            continue
+        total_download += n.download_bytes
+        dl = "in cache" if n.download_bytes == 0 else f"download {n.download_bytes / 1e9:.2f} GB"
+        why = fetch.fit_reason(w.kind, n, dict(w.params), gpus, ram_gib)
+        out.append(f"{head} {dl}; needs {n.memory_bytes / 1e9:.2f} GB; "
+                   + (f"DOES NOT FIT: {why}" if why else "fits"))
+    if total_download:
+        import shutil
+
+        where = fetch.hub_cache_dir()
+        probe = where
+        while not probe.exists():
+            probe = probe.parent
+        free = shutil.disk_usage(probe).free
+        minutes = total_download / (DOWNLOAD_MB_PER_S * 1e6) / 60
+        out.append(f"downloads: {total_download / 1e9:.2f} GB into {where} ({free / 1e9:.1f} GB free), about "
+                   f"{minutes:.0f} min at {DOWNLOAD_MB_PER_S:g} MB/s (assumption)")
+    else:
+        out.append("downloads: none")
+    return out, total_download / 1e9
+
+
+def cmd_plan(args) -> int:
+    from . import provenance
+    from .energy.nvml import probe_gpus
+
+    gpus, why = probe_gpus()
+    for line in plan(Path(args.suite), gpus, why, provenance.ram_gib())[0]:
+        print(line)
+    return 0
+
+
 def cmd_columns(args) -> int:
     from . import columns
 
@@ -201,6 +282,8 @@ def register(sub) -> None:
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--meter", choices=METER_CHOICES, default=None,
                    help="energy meter (default: the suite's [energy] meter, auto)")
+    r.add_argument("--yes", action="store_true",
+                   help=f"download more than {ASK_ABOVE_GB:g} GB of models without asking")
     r.add_argument("--idle-s", type=float, default=None,
                    help="seconds of idle baseline before the suite (default: the suite's [energy] idle_s, 10)")
     r.set_defaults(func=cmd_run)
@@ -214,12 +297,18 @@ def register(sub) -> None:
     e.set_defaults(func=cmd_env)
 
     ps = sub.add_parser("pick-suite", help="print the suite for this box's GPU (or the CPU quick suite)")
+    ps.add_argument("--full", action="store_true", help="the card's whole suite, not the one-model first run")
     ps.set_defaults(func=cmd_pick_suite)
 
     pn = sub.add_parser("pin", help="resolve the hub models' current commits (needs network) and pin them")
     pn.add_argument("suite")
     pn.add_argument("--write", action="store_true", help="write the revisions into the suite file")
     pn.set_defaults(func=cmd_pin)
+
+    pl = sub.add_parser("plan", help="what a suite would download, whether each model fits the GPU memory free now "
+                        "(and who holds the rest), the disk and time it takes; nothing is downloaded")
+    pl.add_argument("suite")
+    pl.set_defaults(func=cmd_plan)
 
     c = sub.add_parser("columns", help="print the result columns (unit, kinds, meaning) as a markdown table")
     c.set_defaults(func=cmd_columns)

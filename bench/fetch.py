@@ -41,7 +41,6 @@ def hub_cache_dir() -> Path:
 def hub_size(ref: ModelRef) -> tuple[int, bool]:
     """(bytes, already cached) of a hub file, or of a whole repository snapshot when the ref names no file."""
     from huggingface_hub import HfApi, scan_cache_dir, try_to_load_from_cache
-    from huggingface_hub.errors import HfHubHTTPError
 
     rev = ref.revision or None
     if ref.file:
@@ -54,8 +53,8 @@ def hub_size(ref: ModelRef) -> tuple[int, bool]:
                                 "HF_HUB_OFFLINE is set")
         try:
             infos = HfApi().get_paths_info(ref.name, files, revision=rev)
-        except (HfHubHTTPError, OSError, ValueError) as e:
-            raise ModelNotFound(f"{ref.label()}: not found on the Hugging Face hub ({e})") from e
+        except Exception as e:  # noqa: BLE001 - no network, no such repo, a hub error: one line
+            raise ModelNotFound(f"{ref.label()}: could not ask the Hugging Face hub ({_one_line(e)})") from None
         if len(infos) != len(files):
             raise ModelNotFound(f"{ref.label()}: the repository has no file {ref.file}")
         return sum(int(i.size or 0) for i in infos), False
@@ -71,9 +70,14 @@ def hub_size(ref: ModelRef) -> tuple[int, bool]:
         raise ModelNotFound(f"{ref.label()}: not in the Hugging Face cache and HF_HUB_OFFLINE is set")
     try:
         info = HfApi().model_info(ref.name, revision=rev, files_metadata=True)
-    except (HfHubHTTPError, OSError, ValueError) as e:
-        raise ModelNotFound(f"{ref.label()}: not found on the Hugging Face hub ({e})") from e
+    except Exception as e:  # noqa: BLE001 - no network, no such repo, a hub error: one line
+        raise ModelNotFound(f"{ref.label()}: could not ask the Hugging Face hub ({_one_line(e)})") from None
     return sum(int(s.size or 0) for s in info.siblings or [] if _included(s.rfilename, ref)), False
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
 
 
 def _included(name: str, ref: ModelRef) -> bool:
@@ -119,13 +123,31 @@ def check_disk(n: Need, where: Path | None = None) -> None:
                                 f"(+{margin / GB:.0f} GB margin) in {where}, {free / GB:.2f} GB free")
 
 
+def holders(gpus: list[dict], own_pid: int | None = None) -> str:
+    """Who holds GPU memory, and how to free it when it is Ollama (which keeps models resident)."""
+    own = os.getpid() if own_pid is None else own_pid
+    procs = [p for g in gpus for p in g.get("processes", []) if p["pid"] != own]
+    if not procs:
+        return ""
+    names = ", ".join(f"{p['name']} (pid {p['pid']}" + (f", {p['memory_gb']:.1f} GB)" if p.get("memory_gb")
+                                                          else ")") for p in procs)
+    hint = ("; Ollama frees it with OLLAMA_KEEP_ALIVE=0 or when stopped" if any("ollama" in p["name"].lower()
+                                                                              for p in procs) else "")
+    return f"held by {names}{hint}"
+
+
 def fit_reason(kind: str, n: Need, params: dict, gpus: list[dict], ram_gib: float) -> str | None:
-    """Why the model will not fit where it would run, or None."""
+    """Why the model will not fit where it would run (in the GPU memory that is free now, other processes' share
+    named), or None."""
     on_gpu = bool(gpus) and (params.get("n_gpu_layers", -1) != 0) and params.get("device", "auto") != "cpu"
     if on_gpu:
-        have = sum(g["memory_total_gb"] for g in gpus) * GB
-        where = f"the GPU{'s' if len(gpus) > 1 else ''} ({', '.join(g['name'] for g in gpus)}) " \
-                f"{have / GB:.1f} GB"
+        total = sum(g["memory_total_gb"] for g in gpus) * GB
+        free = sum(g["memory_free_gb"] if g.get("memory_free_gb") is not None else g["memory_total_gb"]
+                   for g in gpus) * GB
+        have = free
+        held = holders(gpus)
+        where = (f"the GPU{'s' if len(gpus) > 1 else ''} ({', '.join(g['name'] for g in gpus)}) has "
+                 f"{free / GB:.1f} GB free of {total / GB:.1f} GB" + (f", {held}" if held else ""))
     else:
         have = ram_gib * 2**30
         where = f"RAM {have / GB:.1f} GB"

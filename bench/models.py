@@ -9,6 +9,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ BUNDLED = {
 
 @dataclass(frozen=True)
 class ModelRef:
-    source: str  # "bundled" | "path" | "hf"
+    source: str  # "bundled" | "path" | "hf" | "ollama" | "synthetic" | "remote"
     name: str  # bundled name, absolute path, or hf repo id
     file: str = ""  # hf file inside the repo
     revision: str = ""  # hf revision (commit, tag or branch)
@@ -33,7 +34,7 @@ class ModelRef:
     def label(self) -> str:
         if self.source == "remote":
             return f"remote:{self.name}"
-        if self.source in ("bundled", "synthetic"):
+        if self.source in ("bundled", "synthetic", "ollama"):
             return f"{self.source}:{self.name}"
         if self.source == "hf":
             rev = f"@{self.revision}" if self.revision else ""
@@ -64,6 +65,11 @@ def parse_ref(value, suite_path: Path, key: str) -> ModelRef:
         if name not in ("tiny", "sd15"):
             raise ConfigError(suite_path, key, "synthetic:tiny or synthetic:sd15", value)
         return ModelRef("synthetic", name)
+    if value.startswith("ollama:"):
+        name = value.split(":", 1)[1]
+        if not re.fullmatch(r"[A-Za-z0-9._/-]+(:[A-Za-z0-9._-]+)?", name):
+            raise ConfigError(suite_path, key, 'an Ollama model name like "ollama:llama3.1:8b"', value)
+        return ModelRef("ollama", name)
     if value.startswith("bundled:"):
         name = value.split(":", 1)[1]
         if name not in BUNDLED:
@@ -87,8 +93,36 @@ def _bundled_path(name: str) -> Path:
     return p
 
 
+def ollama_models_dir() -> Path:
+    """Where Ollama keeps its models: OLLAMA_MODELS, else ~/.ollama/models (the Linux service uses
+    /usr/share/ollama/.ollama/models: set OLLAMA_MODELS to it)."""
+    return Path(os.environ.get("OLLAMA_MODELS") or Path.home() / ".ollama" / "models").expanduser()
+
+
+def ollama_blob(name: str) -> Path:
+    """The GGUF blob of a model Ollama has pulled (``llama3.1:8b``, ``library/llama3.1:8b``, ``user/model:tag``):
+    from its manifest, the layer of media type application/vnd.ollama.image.model. Nothing is downloaded twice."""
+    model, _, tag = name.partition(":")
+    if "/" not in model:
+        model = f"library/{model}"
+    root = ollama_models_dir()
+    manifest = root / "manifests" / "registry.ollama.ai" / model / (tag or "latest")
+    try:
+        layers = json.loads(manifest.read_text())["layers"]
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelNotFound(f"ollama:{name}: no Ollama manifest at {manifest} ({type(e).__name__}); "
+                            "`ollama pull` it, or set OLLAMA_MODELS") from None
+    digests = [x["digest"] for x in layers if x.get("mediaType") == "application/vnd.ollama.image.model"]
+    if not digests:
+        raise ModelNotFound(f"ollama:{name}: the manifest {manifest} has no model layer")
+    blob = root / "blobs" / digests[0].replace(":", "-")
+    if not blob.is_file():
+        raise ModelNotFound(f"ollama:{name}: the blob {blob} is missing")
+    return blob
+
+
 def check(ref: ModelRef, suite_path: Path, key: str) -> None:
-    """Fail early (at validate time) for local and bundled models; hub models are checked when fetched."""
+    """Fail early (at validate time) for local, bundled and Ollama models; hub models are checked when fetched."""
     if ref.source == "path" and not Path(ref.name).exists():
         raise ConfigError(suite_path, key, "an existing model file or folder", ref.name)
     if ref.source == "bundled":
@@ -96,6 +130,11 @@ def check(ref: ModelRef, suite_path: Path, key: str) -> None:
             _bundled_path(ref.name)
         except ModelNotFound as e:
             raise ConfigError(suite_path, key, "an installed bundled model", f"<{e}>") from e
+    if ref.source == "ollama":
+        try:
+            ollama_blob(ref.name)
+        except ModelNotFound as e:
+            raise ConfigError(suite_path, key, "a model Ollama has pulled", f"<{e}>") from e
 
 
 def check_ref(value, suite_path: Path, key: str, check_files: bool = True) -> ModelRef:
@@ -113,6 +152,8 @@ def resolve(ref: ModelRef) -> Path | None:
         return None
     if ref.source == "bundled":
         return _bundled_path(ref.name)
+    if ref.source == "ollama":
+        return ollama_blob(ref.name)
     if ref.source == "synthetic":
         from . import synthetic
 

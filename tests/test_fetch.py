@@ -160,6 +160,145 @@ def test_full_disk_is_refused_before_downloading(write_suite, tmp_path, monkeypa
 
 def test_make_bench_picks_the_suite_by_gpu_memory():
     assert pick_suite([]).name == "quick.toml"
-    assert pick_suite(_card(25.77)).name == "rtx3090.toml"  # a 24 GiB card as NVML reports it
-    assert pick_suite(_card(17.18)).name == "rtx4060ti.toml"  # 16 GiB
-    assert pick_suite(_card(8.0)).name == "quick.toml"
+    # a first run on a GPU is one model; FULL=1 (--full) is the card's whole suite
+    assert pick_suite(_card(25.77)).name == "gpu-llama3.1-8b.toml"
+    assert pick_suite(_card(25.77), full=True).name == "rtx3090.toml"  # a 24 GiB card as NVML reports it
+    assert pick_suite(_card(17.18), full=True).name == "rtx4060ti.toml"  # 16 GiB
+    assert pick_suite(_card(6.0)).name == "quick.toml"
+
+
+def test_plan_fits_in_free_memory_and_names_who_holds_the_rest(tmp_path):
+    """A 24 GB card with 18 GB held by Ollama (fake nvidia-smi and fake NVML on the paths): plan marks what does
+    not fit in the 6 GB that are free, names the holder with the hint, and lists what is not cached in one line."""
+    import subprocess
+
+    hf = tmp_path / "hf"
+    fill_cache(hf, "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF", "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf",
+               sparse_bytes=4_920_000_000)
+    fill_cache(hf, "bartowski/Phi-3.5-mini-instruct-GGUF", "Phi-3.5-mini-instruct-Q4_K_M.gguf",
+               sparse_bytes=2_390_000_000)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI 560.35.03 (fake)'\n")
+    smi.chmod(0o755)
+    ollama = bin_dir / "ollama"
+    shutil.copy("/bin/sleep", ollama)
+    holder = subprocess.Popen([str(ollama), "60"])
+    try:
+        r = run_cli("plan", REPO / "suites" / "rtx3090.toml", env={
+            "PYTHONPATH": str(REPO / "tests" / "fake_gpu"), "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "HF_HUB_CACHE": str(hf / "hub"), "HF_HUB_OFFLINE": "1", "FAKE_GPU_TOTAL_GB": "24",
+            "FAKE_GPU_USED_GB": "18", "FAKE_GPU_PROCS": f"{holder.pid}:17.5"})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "GPU NVIDIA GeForce RTX 3090: 24.0 GB, 6.0 GB free"
+    assert lines[1] == (f"  held by ollama (pid {holder.pid}, 17.5 GB); Ollama frees it with OLLAMA_KEEP_ALIVE=0 "
+                        "or when stopped")
+    q4 = next(x for x in lines if x.startswith("llama3.1-8b-q4_k_m"))
+    # 4.92 GB of weights + 0.54 GB of KV cache for n_ctx 4096 + 0.6 GB runtime = 6.06 GB > 6.0 GB free
+    assert "in cache; needs 6.06 GB; DOES NOT FIT: needs 6.06 GB" in q4 and "6.0 GB free of 24.0 GB" in q4
+    assert "ollama" in q4
+    phi = next(x for x in lines if x.startswith("phi3.5-mini-q4_k_m"))
+    assert phi.endswith("fits")
+    f16 = next(x for x in lines if x.startswith("llama3.1-8b-f16"))
+    assert "SKIPPED" in f16 and "not in the Hugging Face cache" in f16
+    assert lines[-1] == "downloads: none"
+
+
+@pytest.mark.slow
+def test_hub_unreachable_skips_that_workload_in_one_line_and_the_rest_runs(write_suite, tmp_path):
+    text = """
+[suite]
+name = "hub-down"
+[defaults]
+warmups = 0
+repetitions = 1
+threads = 2
+[energy]
+idle_s = 0
+[[workloads]]
+name = "from-hub"
+kind = "llm"
+model = { hf_repo = "test-org/not-cached-gguf", hf_file = "model.gguf" }
+tests = ["tg4"]
+[[workloads]]
+name = "local"
+kind = "llm"
+model = "bundled:smollm2"
+n_ctx = 256
+tests = ["tg4"]
+"""
+    r = run_cli("run", write_suite(text), "--results-dir", tmp_path / "res", "--no-progress",
+                env={"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_CACHE": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0",
+                     "HF_HUB_ETAG_TIMEOUT": "2", "HF_HUB_DOWNLOAD_TIMEOUT": "2"}, timeout=180)
+    errors = [x for x in r.stderr.splitlines() if "from-hub" in x and "could not ask the Hugging Face hub" in x]
+    assert len(errors) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert [row["workload"] for row in read_rows(next((tmp_path / "res").rglob("*-hub-down.csv")))] == ["local"]
+
+
+def test_a_run_asks_before_downloading_more_than_20_gb(write_suite, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from shadowbench.cli import main
+
+    monkeypatch.setattr(fetch, "hub_size", lambda ref: (30_000_000_000, False))  # a 30 GB model, not cached
+    suite = write_suite("""
+[suite]
+name = "big"
+[[workloads]]
+name = "huge"
+kind = "llm"
+model = { hf_repo = "test-org/huge-gguf", hf_file = "huge.gguf" }
+tests = ["tg4"]
+""")
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        rc = main(["run", str(suite), "--results-dir", str(tmp_path / "res"), "--no-progress"])
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    err = capsys.readouterr().err
+    assert rc == 2 and "plan: huge (llm, hf:test-org/huge-gguf/huge.gguf): download 30.00 GB" in err
+    assert "--yes: expected --yes to download 30.0 GB of models (more than 20 GB)" in err
+    assert not (tmp_path / "res").exists()  # nothing started, nothing written
+
+
+def test_a_gguf_ollama_has_pulled_is_used_in_place(write_suite, tmp_path):
+    """``model = "ollama:NAME"`` finds the GGUF blob of a model Ollama has pulled (its manifest's model layer), so
+    nothing is downloaded twice; a model Ollama does not have is a one-line error naming the manifest."""
+    import json
+
+    root = tmp_path / "ollama"
+    manifest = root / "manifests" / "registry.ollama.ai" / "library" / "smollm2" / "135m"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"layers": [
+        {"mediaType": "application/vnd.ollama.image.template", "digest": "sha256:aaa"},
+        {"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:bbb"}]}))
+    (root / "blobs").mkdir()
+    (root / "blobs" / "sha256-bbb").symlink_to(SMOL)
+    text = """
+[suite]
+name = "ollama-blob"
+[[workloads]]
+name = "w"
+kind = "llm"
+model = "ollama:{name}"
+tests = ["tg4"]
+"""
+    env = {"OLLAMA_MODELS": str(root)}
+    r = run_cli("validate", write_suite(text.format(name="smollm2:135m")), env=env)
+    assert r.returncode == 0, r.stderr
+    from bench import models
+
+    os.environ["OLLAMA_MODELS"] = str(root)
+    try:
+        assert models.resolve(models.ModelRef("ollama", "smollm2:135m")) == root / "blobs" / "sha256-bbb"
+    finally:
+        del os.environ["OLLAMA_MODELS"]
+    r = run_cli("validate", write_suite(text.format(name="llama3.1:8b"), "b.toml"), env=env)
+    assert r.returncode == 2 and "no Ollama manifest at" in r.stderr and "llama3.1/8b" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -114,9 +114,31 @@ class NVML:
                 "uuid": _text(self._opt(nv.nvmlDeviceGetUUID, h) or ""),
                 "driver": driver,
                 "memory_total_gb": (mem.total / 1e9) if mem is not None else 0.0,
+                "memory_free_gb": (mem.free / 1e9) if mem is not None else None,
                 "power_limit_w": self._opt(nv.nvmlDeviceGetEnforcedPowerLimit, h, scale=1e-3),
+                "processes": self.processes(h),
             })
         return out
+
+    def processes(self, handle) -> list[dict]:
+        """Processes holding memory on a GPU: pid, name (from the process table, where visible) and GB."""
+        nv, out = self.nv, {}
+        for fn_name in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+            fn = getattr(nv, fn_name, None)
+            for p in (self._opt(fn, handle) if fn else None) or []:
+                used = getattr(p, "usedGpuMemory", None)
+                out[p.pid] = {"pid": p.pid, "name": _process_name(p.pid),
+                              "memory_gb": used / 1e9 if isinstance(used, int) else None}
+        return list(out.values())
+
+
+def _process_name(pid: int) -> str:
+    try:
+        import psutil
+
+        return psutil.Process(pid).name()
+    except Exception:  # noqa: BLE001 - gone, or in another container
+        return f"pid {pid}"
 
 
 def probe_gpus(pynvml_module=None) -> tuple[list[dict], str]:

@@ -56,8 +56,8 @@ def fixed_tests(*names: str) -> tuple[Callable[[str], str | None], Key]:
     return parse, tests_key(parse, f"a list of tests from {', '.join(names)}", list(names))
 
 
-MODEL = Key((str, dict), 'a model: "bundled:NAME", a file path, or a table {hf_repo, hf_file, revision}',
-            required=True)
+MODEL = Key((str, dict), 'a model: "bundled:NAME", "ollama:NAME" (a GGUF Ollama has pulled), a file path, or a '
+            'table {hf_repo, hf_file, revision}', required=True)
 DEVICE = str_key('"auto", "cpu" or "cuda"', "auto", check=lambda v: v in ("auto", "cpu", "cuda"))
 
 
