@@ -7,26 +7,18 @@ from pathlib import Path
 from bench.errors import ConfigError
 
 
-def register(sub) -> None:
-    """Add the analysis commands to the ``shadowbench`` command line's subparsers."""
-    pr = sub.add_parser("prices", help="list the dated API price catalog")
-    pr.add_argument("--update", action="store_true",
-                    help="download genai-prices' current LLM price data (needs network) into ~/.cache/shadowbench/"
-                         "prices/; use it with SHADOWBENCH_PRICE_DATA=FILE (the bundled snapshot stays the default)")
-    pr.add_argument("--url", default=None, help="where --update downloads from (default: genai-prices' own URL)")
-    pr.set_defaults(func=cmd_prices)
-
-    c = sub.add_parser("cost", help="API cost vs local running cost and break-even for one workload")
+def question_arguments(c, required: bool) -> None:
+    """The arguments of a cost question (`cost`, and `report` for its "your question" section)."""
     from bench import kinds
 
     c.add_argument("--kind", choices=sorted({k.PRICING.price_kind for k in kinds.contracts()}), default="llm",
                    help="what is priced: llm requests, stt audio minutes, tts characters, images")
-    c.add_argument("--requests-per-day", type=float, required=True,
+    c.add_argument("--requests-per-day", type=float, required=required,
                    help="requests (llm), audio minutes (stt), characters (tts) or images (image) per day")
     c.add_argument("--prompt-tokens", type=int, default=500)
     c.add_argument("--output-tokens", type=int, default=200)
-    c.add_argument("--api", required=True, help="API model or price id (see shadowbench prices)")
-    c.add_argument("--build", required=True, help="hardware build id (analysis/data/builds.toml)")
+    c.add_argument("--api", required=required, help="API model or price id (see shadowbench prices)")
+    c.add_argument("--build", required=required, help="hardware build id (analysis/data/builds.toml)")
     c.add_argument("--local-power", choices=["auto", "measured", "anchor", "guide"], default="auto",
                    help="local running cost from measured rows, the build's speed figure, or the guide's flat figure")
     c.add_argument("--machine", help="results/<machine> whose rows to use (default: the build's machines)")
@@ -49,18 +41,48 @@ def register(sub) -> None:
                         "throughput whose time-to-first-token p95 is at most S seconds (default 2 with --itl-p95)")
     c.add_argument("--itl-p95", type=float, default=None, metavar="S",
                    help="... and whose inter-token latency p95 is at most S seconds (default 0.2 with --ttft-p95)")
+
+
+def register(sub) -> None:
+    """Add the analysis commands to the ``shadowbench`` command line's subparsers."""
+    pr = sub.add_parser("prices", help="list the dated API price catalog")
+    pr.add_argument("--update", action="store_true",
+                    help="download genai-prices' current LLM price data (needs network) into ~/.cache/shadowbench/"
+                         "prices/; use it with SHADOWBENCH_PRICE_DATA=FILE (the bundled snapshot stays the default)")
+    pr.add_argument("--url", default=None, help="where --update downloads from (default: genai-prices' own URL)")
+    pr.set_defaults(func=cmd_prices)
+
+    c = sub.add_parser("cost", help="API cost vs local running cost and break-even for one workload")
+    question_arguments(c, required=True)
     c.set_defaults(func=cmd_cost)
 
     rp = sub.add_parser("report", help="write results/REPORT.md and its plots from every committed result file")
-    rp.add_argument("--results-dir", default="results")
     rp.add_argument("--out", default=None, help="report file (default: RESULTS_DIR/REPORT.md)")
+    question_arguments(rp, required=False)  # with --requests-per-day, --api and --build: a "your question" section
     rp.set_defaults(func=cmd_report)
+
+
+def _question_text(args) -> str | None:
+    """The `cost` answer to the question given to `report`, as it prints it; None without a question."""
+    import contextlib
+    import io
+
+    given = [args.requests_per_day is not None, args.api is not None, args.build is not None]
+    if not any(given):
+        return None
+    if not all(given):
+        raise ConfigError("<command line>", "--requests-per-day/--api/--build", "all three for a question", "<not all>")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        cmd_cost(args)
+    return buf.getvalue()
 
 
 def cmd_report(args) -> int:
     from .report import write_report
 
-    out, problems = write_report(Path(args.results_dir), Path(args.out) if args.out else None)
+    question = _question_text(args)
+    out, problems = write_report(Path(args.results_dir), Path(args.out) if args.out else None, question=question)
     for p in problems:
         print(f"warning: left out a results file: {p}")
     print(f"wrote {out} and {out.parent / 'figures'}/*.png")
@@ -174,6 +196,23 @@ def _measured_unit(results_dir: Path, build_id: str, machine: str | None, worklo
     if kind == "llm":
         return rows.llm_unit(g, prompt, output), problems, note
     return rows.priced_unit(g, row_kind), problems, note
+
+
+def params_billions(model: str) -> float | None:
+    """Parameters in billions, read from a model's name (``Llama-3-8B`` -> 8, ``SmolLM2-135M`` -> 0.135); a
+    bundled model by its file's name; None when the name does not say."""
+    import re
+
+    from bench import models
+
+    text = model
+    for ref in model.split(", "):
+        if ref.startswith("bundled:") and ref[8:] in models.BUNDLED:
+            text += " " + models.BUNDLED[ref[8:]][1]
+    m = re.search(r"(?<![\d.])(\d+(?:\.\d+)?)\s*([MB])(?![A-Za-z])", text, re.IGNORECASE)
+    if not m:
+        return None
+    return float(m[1]) / (1000 if m[2].upper() == "M" else 1)
 
 
 def _check_inputs(args) -> None:
@@ -297,6 +336,11 @@ def cmd_cost(args) -> int:
         if unit is not None and args.machine and catalog.machine_builds().get(args.machine) != b.id:
             lines.append(f"warning: machine {args.machine} is not mapped to build {b.id} in builds.toml [machines]: "
                          "its rows price a box they were not measured on")
+        ref_model = b.anchor_llm.get("model", "") if args.kind == "llm" else ""
+        got, want = (params_billions(unit.model), params_billions(ref_model)) if unit is not None else (None, None)
+        if got is not None and want is not None and got * 10 < want:
+            lines.append(f"warning: the rows are of {unit.model} (~{got:g}B parameters); build {b.id}'s reference "
+                         f"model is {ref_model} ({want:g}B): these speeds and energies are not that model's")
         if (unit is not None and unit.idle_device_w is not None and args.idle_w is None
                 and not args.box_on_anyway):
             idle = unit.idle_device_w / b.psu_efficiency

@@ -449,11 +449,15 @@ def head(df: pd.DataFrame, results_dir: Path) -> list[str]:
     return out
 
 
-def write_report(results_dir: Path, out: Path | None = None, plots: bool = True) -> tuple[Path, list[str]]:
+def write_report(results_dir: Path, out: Path | None = None, plots: bool = True,
+                 question: str | None = None) -> tuple[Path, list[str]]:
     results_dir = Path(results_dir)
     out = Path(out) if out else results_dir / "REPORT.md"
     df, problems = rows.load(results_dir)
     secs = sections(df)
+    if question:  # the user's own question first: the `cost` answer, verdict and assumptions included
+        secs.insert(0, Section("Your question", ["```\n" + "\n".join(x.rstrip() for x in question.splitlines())
+                                                  + "\n```"]))
     if problems:
         secs.append(Section("Result files left out", ["\n".join(f"- {p}" for p in problems)]))
     out.write_text(markdown(secs, head(df, results_dir)))

@@ -120,6 +120,19 @@ def test_documented_column_table_is_the_registry():
     assert m.group(1).strip() == columns.markdown_table(), "regenerate it with `shadowbench columns`"
 
 
+def test_readme_first_screen_answers_a_question():
+    """The README's first 40 lines hold a real `cost` answer (the command's own verdict line today) and the path from a
+    GPU box to an answer; its longest table (the result columns) lives in docs/."""
+    first = (REPO / "README.md").read_text().splitlines()[:40]
+    verdict = next(x for x in first if x.startswith("verdict: "))
+    r = run_cli("cost", "--requests-per-day", 1500, "--prompt-tokens", 600, "--output-tokens", 150, "--api",
+                "claude-haiku-4-5", "--build", "rtx3090", "--usd-per-kwh", "0.31", "--hours-per-day", "24")
+    assert r.stdout.splitlines()[0] == verdict
+    for command in ("make bench", "make report", "shadowbench cost", "git add results"):
+        assert any(x.startswith(command) for x in first), command
+    assert "<!-- columns:start -->" not in (REPO / "README.md").read_text()
+
+
 def test_schema_history_and_migration(tmp_path):
     assert set(columns.SCHEMA_HISTORY) == set(range(1, columns.SCHEMA_VERSION + 1))
     assert set(columns.MIGRATIONS) == set(range(1, columns.SCHEMA_VERSION))

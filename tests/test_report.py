@@ -333,3 +333,18 @@ def test_cost_named_rows_that_cannot_be_used_exit_2(committed_results):
     r = run_cli("cost", "--requests-per-day", 100, "--api", "gpt-4o-mini", "--build", "rtx3090", "--results-dir",
                 committed_results, "--machine", "cpu-amd-epyc-2c-24g", "--workload", "smollm2-135m-q4_1")
     assert r.returncode == 0 and "warning: machine cpu-amd-epyc-2c-24g is not mapped to build rtx3090" in r.stdout
+    # a 135M model's rows pricing a box whose reference model is an 8B: said, not hidden
+    assert ("warning: the rows are of bundled:smollm2 (~0.135B parameters); build rtx3090's reference model is "
+            "Llama-3-8B Q4_K_M (8B)") in r.stdout
+
+
+def test_report_opens_with_the_users_question(committed_results, tmp_path):
+    r = run_cli("report", "--results-dir", committed_results, "--out", tmp_path / "R.md", "--requests-per-day", 1500,
+                "--api", "claude-haiku-4-5", "--build", "rtx3090", "--local-power", "anchor")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "R.md").read_text()
+    assert text.index("## Your question") < text.index("## Measured on the committed boxes")
+    question = text.split("## Your question")[1]
+    assert "verdict: local saves" in question and "assumptions:" in question and "[builds.toml rtx3090]" in question
+    r = run_cli("report", "--results-dir", committed_results, "--requests-per-day", 1500)
+    assert r.returncode == 2 and "expected all three for a question" in r.stderr
