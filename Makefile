@@ -23,7 +23,7 @@ HAS_NVIDIA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
 TORCH := $(if $(HAS_NVIDIA),torch,torch==2.13.0)
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: setup deps bench test unit slow lint perf-check validate env report prices columns clean
+.PHONY: setup deps bench test unit slow lint perf-check validate env report prices compare columns clean
 
 # deps: everything but llama-cpp-python (no compiler run): enough for validation, analysis and the unit tier
 DEPS_STAMP := $(VENV)/.deps
@@ -67,6 +67,9 @@ report: setup
 
 prices: setup
 	$(BIN)/shadowbench prices
+
+compare: deps
+	$(BIN)/shadowbench compare $(SIDES) --results-dir $(RESULTS)
 
 # make test = lint, then the unit tier (seconds; no llama.cpp, torch inference or models), then the end-to-end tier
 test: lint unit slow

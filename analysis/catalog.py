@@ -307,5 +307,18 @@ def build(build_id: str) -> Build:
     return all_builds[build_id]
 
 
+@lru_cache(maxsize=1)
+def gpu_bandwidths() -> list[dict]:
+    return tomllib.loads((DATA / "gpus.toml").read_text())["gpu"]
+
+
+def gpu_bandwidth_gb_s(gpu_name: str) -> tuple[float, str] | None:
+    """(GB/s, source) of the first card whose match is in the NVML name, or None."""
+    for g in gpu_bandwidths():
+        if g["match"].lower() in gpu_name.lower():
+            return float(g["bandwidth_gb_s"]), g["source"]
+    return None
+
+
 def machine_builds() -> dict[str, str]:
     return dict(_builds_toml().get("machines", {}))

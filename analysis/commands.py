@@ -56,10 +56,39 @@ def register(sub) -> None:
     question_arguments(c, required=True)
     c.set_defaults(func=cmd_cost)
 
+    cp = sub.add_parser("compare", help="compare machines or runs: medians, ratio with a 95%% confidence interval, "
+                        "verdict, and the settings that differ")
+    cp.add_argument("sides", nargs="*", help="machine folders, run files or machine@run (default: every machine "
+                    "under --results-dir); the first is the base")
+    cp.add_argument("--results-dir", default="results")
+    cp.add_argument("--format", choices=["table", "md", "csv", "json"], default="table")
+    cp.set_defaults(func=cmd_compare)
+
     rp = sub.add_parser("report", help="write results/REPORT.md and its plots from every committed result file")
     rp.add_argument("--out", default=None, help="report file (default: RESULTS_DIR/REPORT.md)")
     question_arguments(rp, required=False)  # with --requests-per-day, --api and --build: a "your question" section
     rp.set_defaults(func=cmd_report)
+
+
+def cmd_compare(args) -> int:
+    from . import compare, rows
+
+    results_dir = Path(args.results_dir)
+    names = list(args.sides)
+    if not names and results_dir.is_dir():  # every machine; with only one, each of its runs (before and after)
+        names = sorted(p.name for p in results_dir.iterdir() if p.is_dir() and p.name != "figures")
+        if len(names) == 1:
+            df, _ = rows.load(results_dir)
+            names = [f"{names[0]}@{run}" for run in sorted(set(df["run_id"]))]
+    if len(names) < 2:
+        raise ConfigError("<command line>", "compare", "at least two sides (machines, run files or machine@run)",
+                          " ".join(names) or "<none>")
+    sides = [compare.load_side(n, results_dir) for n in names]
+    comps, refused = compare.compare(sides)
+    print(compare.render(comps, refused, args.format))
+    if not comps and not refused:
+        print("nothing to compare: the sides share no workload and test")
+    return 0
 
 
 def _question_text(args) -> str | None:

@@ -53,10 +53,37 @@ def load(results_dir: Path) -> tuple[pd.DataFrame, list[str]]:
         if c in df.columns:
             df[c] = pd.to_numeric(df[c].replace("", None), errors="coerce")
     df["estimated"] = df["energy_source"].fillna("").str.split("+").apply(lambda s: "estimated" in s)
+    _bandwidth(df)
     bad = _impossible(df)
     for i, why in bad.items():
         problems.append(f"{df.at[i, 'file']}: line {df.at[i, '_line']}: {why}; the row is left out")
     return df.drop(index=list(bad)).reset_index(drop=True), problems
+
+
+BANDWIDTH_LOW = 0.45  # below this share of the card's bandwidth, decode is held back by something else
+
+
+def _bandwidth(df: pd.DataFrame) -> None:
+    """Validity of GPU decode rows: the memory bandwidth a single sequence's decode achieved (the whole model file
+    read once per token: tokens/s × file bytes, counting the token-embedding table that decode reads only a row of,
+    so a slight overestimate) as a share of the card's spec bandwidth (analysis/data/gpus.toml). Above 1.0 is a
+    measurement error; below 0.45 points at offload, PCIe or driver trouble."""
+    from .catalog import gpu_bandwidth_gb_s
+
+    fraction, flag = [], []
+    for _, r in df.iterrows():
+        f, why = None, ""
+        single = pd.isna(r.get("parallel")) or r.get("parallel") == 1
+        bw = gpu_bandwidth_gb_s(str(r.get("gpu_name") or "").split(";")[0]) if r.get("gpu_name") else None
+        if (r["kind"] == "llm" and single and bw and pd.notna(r.get("model_bytes"))
+                and pd.notna(r.get("tg_tokens_per_s")) and r.get("n_gpu_layers") != 0):
+            f = float(r["model_bytes"]) * float(r["tg_tokens_per_s"]) / (bw[0] * 1e9)
+            why = ("above the card's memory bandwidth: a measurement error" if f > 1.0 else
+                   "offload, PCIe or driver trouble?" if f < BANDWIDTH_LOW else "")
+        fraction.append(f)
+        flag.append(why)
+    df["bandwidth_fraction"] = fraction
+    df["bandwidth_flag"] = flag
 
 
 def _impossible(df: pd.DataFrame) -> dict[int, str]:

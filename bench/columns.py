@@ -64,6 +64,7 @@ class Column:
     label: str = ""  # short human label for tables and plots
     headline: bool = False  # the kind's throughput figure in the report's measured table
     derive: Callable[[dict[str, Any]], Any] | None = None  # fills the column from the row's other values
+    better: str = ""  # "higher" or "lower": which way a comparison of two boxes calls an improvement
 
     @property
     def numeric(self) -> bool:
@@ -104,12 +105,13 @@ COMMON = [
     C("model", "identity", str, "", "model reference: bundled:NAME, a path, hf:repo@rev/file", required=True),
     C("model_sha256", "identity", str, "", "SHA-256 of the model file (empty for folders and remote servers)",
       required=True),
+    C("model_bytes", "identity", int, "B", "size of the model file (bytes of weights a decode step reads, at most)"),
     C("repetition", "identity", int, "", "1..N", required=True),
     C("utc_time", "identity", str, "", "when the repetition started (UTC)", required=True),
     C("wall_s", "energy", float, "s", "the measurement window", summary=True, spread=True, required=True,
-      label="wall s"),
+      label="wall s", better="lower"),
     C("energy_j", "energy", float, "J", "energy of the window (gross), empty when not measured", summary=True,
-      required=True),
+      required=True, better="lower"),
     C("energy_source", "energy", str, "", "how energy_j was obtained: nvml_counter, nvml_power_integrated, rapl, "
       "estimated, none; parts joined by +", required=True),
     C("gpu_energy_j", "energy", float, "J", "the GPU part of energy_j"),

@@ -169,6 +169,7 @@ class Runner:
                                        "into the Hugging Face cache")
             model_path = models.resolve(w.model)
             sha = models.sha256(model_path) if model_path is not None else ""
+            size = model_path.stat().st_size if model_path is not None and model_path.is_file() else None
             backend = self.create_backend(w, model_path)
             self.console.print(f"{escape(w.name)}: loading {escape(w.model.label())}", highlight=False)
             backend.load()
@@ -181,6 +182,7 @@ class Runner:
             progress.advance(task, steps)
             self._unload(w, backend, outcome)
             return
+        settings = {**settings, "model_bytes": size}
         try:
             for test in w.tests:
                 self._run_test(w, test, backend, sha, settings, writer, outcome, progress, task)

@@ -43,7 +43,7 @@ COLUMNS = [
     C("clips", "metric", int, "", "audio clips (asr) or texts (tts) in one repetition"),
     C("audio_s", "metric", float, "s", "seconds of audio transcribed (asr) or synthesized (tts)"),
     C("rtf", "metric", float, "", "real-time factor: wall time / audio time (lower is faster)", summary=True,
-      spread=True, label="RTF (wall ÷ audio)", headline=True),
+      spread=True, label="RTF (wall ÷ audio)", headline=True, better="lower"),
     C("audio_min_per_hour", "metric", float, "min/h", "audio minutes transcribed per wall-clock hour"),
     C("wer", "metric", float, "", "word error rate against the reference texts (tts: of the round trip), "
       "measured after the window", summary=True),

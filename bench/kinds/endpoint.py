@@ -133,7 +133,7 @@ COLUMNS = [
     C("failure_rate", "metric", float, "", "failed / requests: the share of requests that failed (latency "
       "percentiles are over completed requests only)", summary=True, derive=ratio("failed", "requests")),
     C("agg_tokens_per_s", "metric", float, "tokens/s", "output tokens of all requests / the repetition's wall time",
-      summary=True, label="aggregate tokens/s", headline=True),
+      summary=True, label="aggregate tokens/s", headline=True, better="higher"),
     C("ttft_p50_s", "metric", float, "s", "time to first token, median over completed requests"),
     C("ttft_p95_s", "metric", float, "s", "time to first token, 95th percentile", summary=True),
     C("ttft_p99_s", "metric", float, "s", "time to first token, 99th percentile"),

@@ -30,7 +30,7 @@ COLUMNS = [
     C("width", "metric", int, "px", "image width"),
     C("height", "metric", int, "px", "image height"),
     C("s_per_image", "metric", float, "s", "wall time per image (text encoding, denoising, VAE decode)",
-      summary=True, spread=True, label="s/image", headline=True),
+      summary=True, spread=True, label="s/image", headline=True, better="lower"),
     C("it_per_s", "metric", float, "it/s", "denoising iterations per second (from the step callbacks)",
       summary=True),
     C("peak_mem_gb", "metric", float, "GB", "peak memory (see peak_mem_kind)"),

@@ -52,11 +52,11 @@ COLUMNS = [
       "sequences; endpoint: the server's usage report, mean per request)"),
     C("output_tokens", "metric", int, "tokens", "generated tokens (xN tests and endpoint: all sequences or requests)"),
     C("pp_tokens_per_s", "metric", float, "tokens/s", "prompt tokens / prompt processing time", summary=True,
-      spread=True, label="pp tokens/s", headline=True),
+      spread=True, label="pp tokens/s", headline=True, better="higher"),
     C("tg_tokens_per_s", "metric", float, "tokens/s", "generated tokens / generation time (endpoint: per "
-      "request, 1 / tpot_s)", summary=True, spread=True, label="tg tokens/s", headline=True),
+      "request, 1 / tpot_s)", summary=True, spread=True, label="tg tokens/s", headline=True, better="higher"),
     C("ttft_s", "metric", float, "s", "time to first token (endpoint: median over requests)", summary=True,
-      label="TTFT s"),
+      label="TTFT s", better="lower"),
     C("parallel", "metric", int, "sequences", "sequences decoded together (xN tests); tg_tokens_per_s is then their "
       "aggregate"),
     C("seq_tg_tokens_per_s", "metric", float, "tokens/s", "generated tokens per second of one sequence (xN tests: "

@@ -29,7 +29,7 @@ def finish(w: dict, path, where: str, check_models: bool) -> None:
 COLUMNS = [
     C("chars", "metric", int, "characters", "characters synthesized in one repetition"),
     C("chars_per_s", "metric", float, "characters/s", "characters / wall time", summary=True, spread=True,
-      label="chars/s", headline=True),
+      label="chars/s", headline=True, better="higher"),
     C("ttfa_s", "metric", float, "s", "time to first audio chunk, median over texts", summary=True),
 ]
 SHARES = ("clips", "audio_s", "rtf", "wer")

@@ -1,0 +1,74 @@
+"""`shadowbench compare` on real runs that differ in one setting, and the bandwidth check of decode rows."""
+import csv
+
+import pytest
+
+from bench.results import ResultWriter
+
+from .conftest import TINY_LLM_SUITE, run_cli
+
+
+def _run(write_suite, res, machine, threads):
+    suite = write_suite(TINY_LLM_SUITE.format(reps=6, tests='["pp64", "tg32"]').replace("threads = 2",
+                                                                                        f"threads = {threads}"),
+                        f"{machine}.toml")
+    r = run_cli("run", suite, "--results-dir", res, "--machine", machine, "--no-progress", "--idle-s", "0",
+                "--meter", "none")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.slow
+def test_compare_names_the_setting_that_differs_and_whether_it_matters(write_suite, tmp_path):
+    res = tmp_path / "results"
+    _run(write_suite, res, "box-t1", 1)
+    _run(write_suite, res, "box-t2", 2)
+    _run(write_suite, res, "box-t2-again", 2)
+    r = run_cli("compare", "box-t1", "box-t2", "--results-dir", res, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    comps = {(c["test"], c["metric"]): c for c in json.loads(r.stdout)["comparisons"]}
+    for key in (("pp64", "pp_tokens_per_s"), ("tg32", "tg_tokens_per_s")):
+        c = comps[key]
+        assert c["verdict"] == "better" and c["ci_low"] > 1.0, c  # 2 threads: faster, the interval excludes 1
+        assert "threads: 1 → 2" in c["differs"]
+    r = run_cli("compare", "box-t2", "box-t2-again", "--results-dir", res, "--format", "json")
+    same = {(c["test"], c["metric"]): c for c in json.loads(r.stdout)["comparisons"]}
+    assert same[("pp64", "pp_tokens_per_s")]["verdict"] == "not significant"
+    assert same[("pp64", "pp_tokens_per_s")]["differs"] == ""
+    # the same runs with another model file: not comparable, and it says why
+    other = res / "box-other-model"
+    other.mkdir()
+    src = next((res / "box-t2").glob("*.csv"))
+    rows = list(csv.DictReader(open(src)))
+    for row in rows:
+        row["model_sha256"], row["machine"] = "0" * 64, "box-other-model"
+    with open(other / src.name, "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    r = run_cli("compare", "box-t2", "box-other-model", "--results-dir", res)
+    assert "not comparable: smol/pp64 of box-t2 and box-other-model: model_sha256 differs" in r.stdout
+
+
+def test_bandwidth_fraction_of_gpu_decode_rows(tmp_path):
+    """115 tokens/s of a 4.58 GiB Q4_K_M on an RTX 3090 reads 115 × 4.92 GB = 566 GB/s, about 0.60 of 936 GB/s
+    (the whole file counted, token-embedding table included); 250 tokens/s would be more than the card can read."""
+    from analysis.rows import load
+
+    box = tmp_path / "res" / "rtx3090-box"
+    box.mkdir(parents=True)
+    size = int(4.58 * 2**30)
+    with ResultWriter(box / "20260101T000000Z-gpu.csv") as w:
+        for rep, tg in ((1, 115.0), (2, 250.0), (3, 30.0)):
+            w.write({"schema_version": 2, "run_id": "r", "machine": "rtx3090-box", "suite": "gpu", "suite_version": 1,
+                     "workload": "llama3-8b-q4_k_m", "test": "tg128", "kind": "llm", "backend": "x", "model": "m",
+                     "model_sha256": "s", "model_bytes": size, "repetition": rep, "utc_time": "t", "wall_s": 1.0,
+                     "energy_j": None, "energy_source": "none", "output_tokens": 128, "tg_tokens_per_s": tg,
+                     "gpu_name": "NVIDIA GeForce RTX 3090", "n_gpu_layers": -1})
+    df, problems = load(tmp_path / "res")
+    assert problems == []
+    f = list(df["bandwidth_fraction"])
+    assert f[0] == pytest.approx(size * 115 / 936e9) and 0.59 < f[0] < 0.61
+    assert list(df["bandwidth_flag"]) == ["", "above the card's memory bandwidth: a measurement error",
+                                          "offload, PCIe or driver trouble?"]
