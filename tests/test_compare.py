@@ -72,3 +72,21 @@ def test_bandwidth_fraction_of_gpu_decode_rows(tmp_path):
     assert f[0] == pytest.approx(size * 115 / 936e9) and 0.59 < f[0] < 0.61
     assert list(df["bandwidth_flag"]) == ["", "above the card's memory bandwidth: a measurement error",
                                           "offload, PCIe or driver trouble?"]
+
+
+def test_compare_on_the_committed_results_prints_a_table(tmp_path):
+    """`make compare` with nothing named: every machine, and with one machine each of its runs (before and after)."""
+    import shutil
+
+    from .conftest import REPO
+
+    res = tmp_path / "results"
+    for machine in (REPO / "results").iterdir():
+        if machine.is_dir() and machine.name != "figures":
+            shutil.copytree(machine, res / machine.name)
+    r = run_cli("compare", "--results-dir", res)
+    assert r.returncode == 0, r.stderr
+    assert "vs the others (ratio = side / base)" in r.stdout and "smollm2-135m-q4_1" in r.stdout
+    assert "pp_tokens_per_s" in r.stdout and ("better" in r.stdout or "not significant" in r.stdout)
+    r = run_cli("compare", "nope", "--results-dir", res)
+    assert r.returncode == 2 and "at least two sides" in r.stderr

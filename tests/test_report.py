@@ -107,7 +107,9 @@ def test_cost_cli_golden_and_rows_used(committed_results):
     # the rows' measured idle baseline is the idle figure, and it says so
     assert "idle at the wall: 0.1" in r.stdout and "[the rows' measured idle baseline ÷ PSU efficiency (ESTIMATED)]" \
         in r.stdout
-    # two in-process LLM workloads with as many rows: the user names one
+    # two in-process LLM workloads with as many rows (one run of each): the user names one
+    for later in sorted(committed_results.rglob("*-quick.csv"))[1:]:
+        later.unlink()
     r = run_cli("cost", "--requests-per-day", 2000, "--api", "claude-3-5-haiku", "--build", "ci-cpu-vm",
                 "--results-dir", committed_results)
     assert r.returncode == 2 and "have as many rows each: name one with --workload" in r.stderr
@@ -195,14 +197,14 @@ def test_impossible_rows_are_named_and_left_out(committed_results):
 def test_cost_cli_refuses_to_price_rows_without_energy_at_zero(committed_results):
     import csv as _csv
 
-    quick = next(committed_results.rglob("*-quick.csv"))
-    rows = list(_csv.DictReader(open(quick)))
-    for r in rows:
-        r["energy_j"], r["energy_source"] = "", "none"
-    with open(quick, "w", newline="") as f:
-        w = _csv.DictWriter(f, list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    for quick in committed_results.rglob("*-quick.csv"):
+        rows = list(_csv.DictReader(open(quick)))
+        for r in rows:
+            r["energy_j"], r["energy_source"] = "", "none"
+        with open(quick, "w", newline="") as f:
+            w = _csv.DictWriter(f, list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
     r = run_cli("cost", "--requests-per-day", 100, "--api", "gpt-4o-mini", "--build", "ci-cpu-vm", "--results-dir",
                 committed_results, "--workload", "smollm2-135m-q4_1")
     assert r.returncode == 2 and "the rows have no energy and ci-cpu-vm has no busy_wall_w" in r.stderr
