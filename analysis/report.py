@@ -425,9 +425,49 @@ def routing_section(df: pd.DataFrame | None = None) -> Section:
 # ----------------------------------------------------------------------------------------------------- whole
 
 
+def comparison_section(df: pd.DataFrame) -> Section | None:
+    """When the rows hold more than one machine: each machine against the first, per shared workload and test
+    (`shadowbench compare`'s table), with a plot per headline metric: one bar per box with its range."""
+    if df.empty or df["machine"].nunique() < 2:
+        return None
+    from . import compare
+
+    machines = list(dict.fromkeys(df["machine"]))
+    sides = [(m, df[df["machine"] == m]) for m in machines]
+    comps, refused = compare.compare(sides)
+    sec = Section("Comparing the boxes", [
+        f"Each box against {machines[0]}, per workload and test they share with the same model file and suite "
+        "version: ratio = box ÷ base with a 95% bootstrap interval over the repetitions; *not significant* when the "
+        "interval holds 1 or the ratio is within 3% of it (`shadowbench compare`).",
+        Table(["workload", "test", "metric", "base", "box", "ratio [95% CI]", "verdict", "differs"],
+              [[c.workload, c.test, f"{c.metric} ({c.unit})", f"{c.base_median:.4g}", f"{c.side}: {c.side_median:.4g}",
+                f"{c.ratio:.3f} [{c.ci_low:.3f}, {c.ci_high:.3f}]", c.verdict, c.differs] for c in comps])])
+    if refused:
+        sec.blocks.append("\n".join(f"- not comparable: {r.workload}/{r.test} of {r.base} and {r.side}: {r.field} "
+                                     f"differs" for r in refused))
+    # the differences that matter first: significant ones, throughput before energy; four panels at most
+    ranked = sorted(comps, key=lambda c: (c.verdict == "not significant", c.metric == "energy_j"))
+    picked = list(dict.fromkeys((c.workload, c.test, c.metric) for c in ranked))[:4]
+    panels = []
+    for w, t, m in picked:
+        vals = [(mach, g[m].dropna()) for mach, g in df[(df["workload"] == w) & (df["test"] == t)].groupby(
+            "machine", sort=False)]
+        vals = [(mach, v) for mach, v in vals if len(v)]
+        meds = [v.median() for _, v in vals]
+        panels.append(BarChart([mach for mach, _ in vals],
+                               [Bars(meds, BLUE, yerr=([md - v.min() for md, (_, v) in zip(meds, vals)],
+                                                       [v.max() - md for md, (_, v) in zip(meds, vals)]))],
+                               columns.registry()[m].title(), f"{w} {t}", label_size=7, rotate=20))
+    if panels:
+        sec.blocks.append(Figure("compare.png", "Comparing the boxes",
+                                 f"median per box, bars min–max. Rows: {rows.provenance(df)}.", panels,
+                                 size=(4 * len(panels), 4)))
+    return sec
+
+
 def sections(df: pd.DataFrame) -> list[Section]:
-    out = [measured_section(df), serving_section(df), cost_per_request_section(df), unit_cost_section(df),
-           scenarios_section(), volume_sweep_section(), routing_section(df)]
+    out = [measured_section(df), comparison_section(df), serving_section(df), cost_per_request_section(df),
+           unit_cost_section(df), scenarios_section(), volume_sweep_section(), routing_section(df)]
     return [s for s in out if s is not None]
 
 

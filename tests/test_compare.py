@@ -90,3 +90,31 @@ def test_compare_on_the_committed_results_prints_a_table(tmp_path):
     assert "pp_tokens_per_s" in r.stdout and ("better" in r.stdout or "not significant" in r.stdout)
     r = run_cli("compare", "nope", "--results-dir", res)
     assert r.returncode == 2 and "at least two sides" in r.stderr
+
+
+def test_the_report_compares_boxes_when_there_are_several(tmp_path):
+    import shutil
+
+    from analysis.report import write_report
+
+    from .conftest import REPO
+
+    res = tmp_path / "results"
+    src = next((REPO / "results").glob("*/*-quick.csv"))
+    (res / "box-a").mkdir(parents=True)
+    shutil.copy(src, res / "box-a" / src.name)
+    rows = list(csv.DictReader(open(src)))
+    for row in rows:
+        row["machine"], row["threads"] = "box-b", "4"
+        if row["pp_tokens_per_s"]:
+            row["pp_tokens_per_s"] = str(float(row["pp_tokens_per_s"]) * 1.5)
+    (res / "box-b").mkdir()
+    with open(res / "box-b" / src.name, "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    out, problems = write_report(res)
+    text = out.read_text()
+    assert problems == [] and "## Comparing the boxes" in text and "figures/compare.png" in text
+    line = next(x for x in text.splitlines() if "| pp512 | pp_tokens_per_s" in x)
+    assert "| box-b: " in line and "1.500 [" in line and "| better |" in line and "threads: 2 → 4" in line
