@@ -16,23 +16,17 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 
 from ..config import Workload
-from ..errors import BackendError, ShadowbenchError
-from urllib.parse import urlsplit
-
 from ..energy.base import Scope
-from ..kinds.endpoint import endpoint_url, parse_test, redact_url
+from ..errors import BackendError
+from ..kinds.endpoint import EndpointUnreachable, auth_headers, check_answers, endpoint_url, parse_test, redact_url
 from ..servers import SERVERS, SpawnedServer
 from .texts import CORPUS
-
-
-
-class EndpointUnreachable(ShadowbenchError):
-    exit_status = 2
 
 
 @dataclass
@@ -76,17 +70,12 @@ class EndpointBackend:
         else:
             self.base_url = p["base_url"]
         self.shown_url = redact_url(self.base_url)  # never a password or a key in a row, a log or the screen
-        key = os.environ.get(p["api_key_env"], "") if p["api_key_env"] else ""
-        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.headers = auth_headers(p)
         try:
-            r = httpx.get(endpoint_url(self.base_url, "/models"), headers=self.headers, timeout=10.0)
-        except httpx.HTTPError as e:
+            check_answers(self.base_url, self.headers)
+        except EndpointUnreachable:
             self.unload()
-            raise EndpointUnreachable(f"{self.shown_url}: unreachable ({type(e).__name__}); is the server "
-                                      "running?") from None
-        if r.status_code >= 400:
-            self.unload()
-            raise EndpointUnreachable(f"{self.shown_url}/models answered HTTP {r.status_code}")
+            raise
         tok = self.model_path if p["spawn"] else p["tokenizer"]
         if tok:
             import llama_cpp

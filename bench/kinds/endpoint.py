@@ -8,7 +8,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from ..columns import Column as C, ratio
-from ..errors import ConfigError
+from ..errors import ConfigError, ShadowbenchError
 from .. import models
 from . import Pricing
 from .schema import ARCH, FIT_KEYS, N_CTX, N_GPU_LAYERS, Key, bool_key, int_key, number_key, str_key, tests_key
@@ -55,25 +55,35 @@ def endpoint_url(base_url: str, path: str) -> str:
     return urlunsplit((u.scheme, u.netloc, u.path.rstrip("/") + path, u.query, ""))
 
 
+class EndpointUnreachable(ShadowbenchError):
+    exit_status = 2
+
+
+def auth_headers(params: dict) -> dict[str, str]:
+    """The Authorization header from the environment variable the suite names (never from the suite itself)."""
+    key = os.environ.get(params["api_key_env"], "") if params["api_key_env"] else ""
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def check_answers(base_url: str, headers: dict[str, str]) -> None:
+    """The server answers ``GET /models``; EndpointUnreachable (exit status 2, the URL redacted) otherwise."""
+    import httpx
+
+    try:
+        r = httpx.get(endpoint_url(base_url, "/models"), headers=headers, timeout=10.0)
+    except httpx.HTTPError as e:
+        raise EndpointUnreachable(f"{redact_url(base_url)}: unreachable ({type(e).__name__}); is the server "
+                                  "running?") from None
+    if r.status_code >= 400:
+        raise EndpointUnreachable(f"{redact_url(base_url)}/models answered HTTP {r.status_code}")
+
+
 def preflight(w) -> None:
     """An external server must answer before anything is measured (the idle baseline included): exit status 2
     names it otherwise. A spawned server is checked when it starts."""
     p = w.params
-    if p["spawn"]:
-        return
-    import httpx
-
-    from ..backends.endpoint import EndpointUnreachable
-
-    key = os.environ.get(p["api_key_env"], "") if p["api_key_env"] else ""
-    try:
-        r = httpx.get(endpoint_url(p["base_url"], "/models"), headers={"Authorization": f"Bearer {key}"} if key
-                      else {}, timeout=10.0)
-    except httpx.HTTPError as e:
-        raise EndpointUnreachable(f"{redact_url(p['base_url'])}: unreachable ({type(e).__name__}); is the server "
-                                  "running?") from None
-    if r.status_code >= 400:
-        raise EndpointUnreachable(f"{redact_url(p['base_url'])}/models answered HTTP {r.status_code}")
+    if not p["spawn"]:
+        check_answers(p["base_url"], auth_headers(p))
 
 
 def problem(metrics: dict) -> str | None:
