@@ -125,11 +125,11 @@ def cmd_prices(args) -> int:
     from . import catalog
 
     if args.update:
-        import os
-
         from genai_prices.update_prices import DEFAULT_UPDATE_URL
 
-        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shadowbench" / "prices"
+        from bench.cache import cache_dir
+
+        cache = cache_dir("prices")
         path, n = catalog.update_price_data(args.url or DEFAULT_UPDATE_URL, cache)
         print(f"saved {n} providers' prices to {path}")
         print(f"use them with: {catalog.PRICE_DATA_ENV}={path} shadowbench cost ... (reports name the file); "

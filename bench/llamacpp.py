@@ -13,17 +13,14 @@ import tempfile
 from pathlib import Path
 
 from . import buildflags
+from .cache import cache_dir
 from .errors import ShadowbenchError
 
 TOOLS = ("llama-bench", "llama-server", "llama-batched-bench")
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shadowbench"
-
-
 def tool_dir() -> Path:
-    return cache_root() / "llama.cpp" / buildflags.build_key(buildflags.cmake_args()) / "bin"
+    return cache_dir("llama.cpp") / buildflags.build_key(buildflags.cmake_args()) / "bin"
 
 
 def env() -> dict[str, str]:

