@@ -180,12 +180,6 @@ def guide_local_monthly(b: Build, unit: LocalUnit | None = None, tasks_per_day: 
                         note=note, amortization_usd=amortization_monthly(b), tasks_per_day=tasks_per_day)
 
 
-def amortization_per_task(b: Build, tasks_per_day: float) -> float | None:
-    if b.hardware_usd is None or tasks_per_day <= 0:
-        return None
-    return b.hardware_usd / (b.lifetime_years * DAYS_PER_YEAR * tasks_per_day)
-
-
 # ------------------------------------------------------------------------------------------- units from catalog
 
 

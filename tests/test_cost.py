@@ -109,7 +109,9 @@ def test_one_calendar():
     assert cost.DAYS_PER_MONTH == 30 and cost.DAYS_PER_YEAR == 365.25
     assert cost.fmt_months(92.6) == "92.6 months (7.6 years)"  # 2,778 days is 7.6 years, not 7.7
     assert cost.lifetime_months(catalog.build("rtx4060ti")) == pytest.approx(4 * 365.25 / 30)
-    assert cost.amortization_per_task(catalog.build("rtx4060ti"), 1) == pytest.approx(740 / (4 * 365.25))
+    b = catalog.build("rtx4060ti")
+    one_a_day = cost.local_monthly(cost.llm_unit_from_anchor(b, 200), 1, b, 0.12).per_task()
+    assert one_a_day.amortization_usd == pytest.approx(740 / (4 * 365.25))
 
 
 def test_tiered_prices_use_the_price_librarys_calculation():
