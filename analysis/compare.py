@@ -71,12 +71,9 @@ def load_side(arg: str, results_dir: Path) -> tuple[str, pd.DataFrame]:
         path = results_dir / arg
     if not path.exists():
         raise ConfigError("<command line>", "compare", "a machine folder, a run file, or machine@run", arg)
-    if path.is_dir():
-        df, problems = rows.load(path.parent)
-        df = df[df["machine"] == path.name] if not df.empty else df
-    else:
-        df, problems = rows.load(path.parent)
-        df = df[df["file"].str.endswith(path.name)] if not df.empty else df
+    df, _ = rows.load(path.parent)
+    if not df.empty:
+        df = df[df["machine"] == path.name] if path.is_dir() else df[df["file"].str.endswith(path.name)]
     if run is not None and not df.empty:
         df = df[df["run_id"].astype(str).str.startswith(run)]
     if df.empty:

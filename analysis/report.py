@@ -200,7 +200,7 @@ def cost_per_request_section(df: pd.DataFrame) -> Section:
     mb = catalog.machine_builds()
     llm = df[df["kind"] == "llm"] if not df.empty else df
     for (m, w), g in (llm.groupby(["machine", "workload"]) if not llm.empty else []):
-        g = g[g["suite_version"] == g["suite_version"].max()]
+        g = rows.newest(g)
         try:
             unit = rows.llm_unit(g, p, o)
         except LookupError:
@@ -265,7 +265,7 @@ def unit_cost_section(df: pd.DataFrame) -> Section:
         kind, scale, unit = contract.NAME, pricing.display_scale, pricing.display
         sub = df[(df["kind"] == kind) & df["energy_j"].notna()] if not df.empty else df
         for (m, w), g in (sub.groupby(["machine", "workload"]) if not sub.empty else []):
-            g = g[g["suite_version"] == g["suite_version"].max()]
+            g = rows.newest(g)
             u = rows.priced_unit(g, kind)
             j_per_unit, s_per_unit = u.device_energy_j * scale, u.seconds * scale
             b = catalog.build(mb[m]) if m in mb else None

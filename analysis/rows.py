@@ -113,6 +113,11 @@ def groups(df: pd.DataFrame, by: list[str] | None = None):
         yield dict(zip(by, key)), g
 
 
+def newest(g: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the newest suite version among ``g`` (one workload's rows: an older definition never mixes in)."""
+    return g[g["suite_version"] == g["suite_version"].max()]
+
+
 def provenance(sub: pd.DataFrame) -> str:
     """'results/m/x.csv run R: workload/test, n rows' for a figure caption."""
     parts = []
@@ -146,7 +151,7 @@ def select(df: pd.DataFrame, machines: list[str], kind: str, workload: str | Non
     g = sub[sub["workload"] == name]
     note = (f"workload {name} has synthetic weights: its speed is the model's shape, not a real model's"
             if synthetic(g) else "")
-    return g[g["suite_version"] == g["suite_version"].max()], note
+    return newest(g), note
 
 
 def _source(df: pd.DataFrame) -> tuple[str, bool]:
@@ -219,7 +224,7 @@ def serving_unit(df: pd.DataFrame, ttft_p95_s: float = DEFAULT_TTFT_P95_S, itl_p
     ep = df[df["kind"] == "endpoint"]
     if ep.empty:
         raise LookupError("no endpoint rows")
-    ep = ep[ep["suite_version"] == ep["suite_version"].max()]
+    ep = newest(ep)
     steps = []
     for test, g in ep.groupby("test", sort=False):
         med = {c: g[c].median() for c in ("agg_tokens_per_s", "ttft_p95_s", "itl_p95_s", "j_per_output_token")}

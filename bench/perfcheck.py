@@ -35,11 +35,6 @@ TARGET_LLAMA_BENCH, TARGET_BARE = 0.97, 0.98
 console = Console(stderr=True)
 
 
-def build_llama_bench() -> Path:
-    """llama-bench from the llama-cpp-python sdist of the pinned version, built with this box's flags."""
-    return llamacpp.tool("llama-bench", log=console.print)
-
-
 def run_llama_bench(exe: Path, model: Path, threads: int, reps: int) -> dict[str, list[float]]:
     out = subprocess.run([str(exe), "-m", str(model), "-t", str(threads), "-p", str(PP), "-n", str(TG),
                           "-r", str(reps), "-fa", "on", "-o", "json"], check=True, capture_output=True, text=True,
@@ -420,7 +415,7 @@ def main(argv=None) -> int:
 def llm_vs_llama_bench(args) -> None:
 
     model = models.resolve(models.ModelRef("bundled", "smollm2"))
-    exe = build_llama_bench()
+    exe = llamacpp.tool("llama-bench", log=console.print)
     console.print(f"model {model.name}, {args.threads} threads, flash attention on, flags: "
                   f"{' '.join(buildflags.cmake_args())}")
     samples = {tool: {"pp512": [], "tg128": []} for tool in ("llama-bench", "bare loop", "harness")}
