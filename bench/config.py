@@ -151,6 +151,7 @@ def load_suite(path: str | Path, check_models: bool = True) -> Suite:
 
     workloads = []
     names = set()
+    earlier: dict[str, tuple[str, models.ModelRef]] = {}  # name -> (kind, model) of the workloads read so far
     for i, raw in enumerate(data["workloads"]):
         where = f"workloads[{i}]"
         kind = raw.get("kind")
@@ -169,11 +170,15 @@ def load_suite(path: str | Path, check_models: bool = True) -> Suite:
         threads = default_threads() if run["threads"] == "auto" else run["threads"]
         if hasattr(contract, "finish"):  # checks that involve several keys of the kind
             contract.finish(w, path, where, check_models)
-        if w["model"] is None:
+        model, linked = contract.link(w, path, where, earlier) if hasattr(contract, "link") else (None, {})
+        if model is not None:  # made from another workload's model
+            pass
+        elif w["model"] is None:
             model = models.ModelRef("remote", f"{w.get('model_name', '')}@{contract.redact_url(w.get('base_url', ''))}")
         else:
             model = models.check_ref(w["model"], path, f"{where}.model", check_models)
-        params = {k: v for k, v in w.items() if k in contract.KEYS and k not in ("model", "tests")}
+        earlier[w["name"]] = (kind, model)
+        params = {k: v for k, v in w.items() if k in contract.KEYS and k not in ("model", "tests")} | linked
         workloads.append(Workload(
             name=w["name"], kind=kind, model=model, tests=tuple(w["tests"]),
             warmups=run["warmups"], repetitions=run["repetitions"], threads=threads, cv_warn=float(run["cv_warn"]),

@@ -1,6 +1,6 @@
-"""llama.cpp's own tools (llama-bench, llama-server, llama-batched-bench), built once per box from the llama.cpp
-sources vendored in the pinned llama-cpp-python release, with the same CMake flags as the Python wheel
-(``bench/buildflags.py``), into ``~/.cache/shadowbench/llama.cpp/<flags key>/bin``. The harness uses them as the
+"""llama.cpp's own tools (llama-bench, llama-server, llama-batched-bench, llama-perplexity), built once per box
+from the llama.cpp sources vendored in the pinned llama-cpp-python release, with the same CMake flags as the Python
+wheel (``bench/buildflags.py``), into ``~/.cache/shadowbench/llama.cpp/<flags key>/bin``. The harness uses them as the
 reference it is checked against (perf-check) and as the server a homelab runs (``server = "llama-server"``)."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from . import buildflags
 from .cache import cache_dir
 from .errors import ShadowbenchError
 
-TOOLS = ("llama-bench", "llama-server", "llama-batched-bench")
+TOOLS = ("llama-bench", "llama-server", "llama-batched-bench", "llama-perplexity")
 
 
 def tool_dir() -> Path:
@@ -30,8 +30,8 @@ def env() -> dict[str, str]:
 
 
 def tool(name: str, build: bool = True, log=print) -> Path:
-    """The path of a llama.cpp tool, built (all of TOOLS at once, a few minutes per tool on 2 cores) when missing
-    and ``build``; ShadowbenchError when it is missing and not to be built, or the build fails."""
+    """The path of a llama.cpp tool, built (with every other missing tool of TOOLS, a few minutes per tool on 2
+    cores) when missing and ``build``; ShadowbenchError when it is missing and not to be built, or the build fails."""
     exe = tool_dir() / name
     if exe.exists():
         return exe
@@ -43,11 +43,16 @@ def tool(name: str, build: bool = True, log=print) -> Path:
 
 
 def build_tools(log=print) -> Path:
+    """Build the tools of TOOLS not built yet into ``tool_dir()``, beside the ones that are (same flags, same
+    sources: their shared libraries are the same)."""
     args = buildflags.cmake_args()
-    dest = tool_dir().parent
+    bin_dir = tool_dir()
+    missing = [t for t in TOOLS if not (bin_dir / t).exists()]
+    if not missing:
+        return bin_dir
     version = buildflags.LLAMA_CPP_PYTHON_VERSION
     with tempfile.TemporaryDirectory() as tmp:
-        log(f"building {', '.join(TOOLS)} from the llama-cpp-python {version} sdist with {' '.join(args)} (once)")
+        log(f"building {', '.join(missing)} from the llama-cpp-python {version} sdist with {' '.join(args)} (once)")
         try:
             subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
                             f"llama-cpp-python=={version}", "-d", tmp], check=True)
@@ -60,16 +65,16 @@ def build_tools(log=print) -> Path:
                             "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
                             "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_TOOLS=ON"],
                            check=True, stdout=subprocess.DEVNULL)
-            subprocess.run(["cmake", "--build", str(build), "--target", *TOOLS, "-j", str(os.cpu_count() or 2)],
+            subprocess.run(["cmake", "--build", str(build), "--target", *missing, "-j", str(os.cpu_count() or 2)],
                            check=True, stdout=subprocess.DEVNULL)
         except (subprocess.CalledProcessError, OSError, ValueError) as e:
             raise ShadowbenchError(f"building llama.cpp's tools failed ({type(e).__name__}: {e})") from None
-        tmp_dest = dest.with_name(dest.name + ".tmp")
-        shutil.rmtree(tmp_dest, ignore_errors=True)
-        shutil.copytree(build / "bin", tmp_dest / "bin", symlinks=True)
-        shutil.rmtree(dest, ignore_errors=True)
-        tmp_dest.rename(dest)
-    return dest / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        for f in sorted((build / "bin").iterdir(), key=lambda f: f.name in missing):  # the executables last
+            tmp_f = bin_dir / (f.name + ".tmp")
+            shutil.copy2(f, tmp_f, follow_symlinks=False)
+            tmp_f.replace(bin_dir / f.name)  # an interrupted build never leaves a half-copied tool behind
+    return bin_dir
 
 
 if __name__ == "__main__":

@@ -31,8 +31,11 @@ class ModelRef:
     file: str = ""  # hf file inside the repo
     revision: str = ""  # hf revision (commit, tag or branch)
     include: tuple[str, ...] = ()  # hf: file patterns of a snapshot (e.g. only the fp16 weights)
+    base: "ModelRef | None" = None  # quantize: the model quantized (name: the llama.cpp type)
 
     def label(self) -> str:
+        if self.source == "quantize":
+            return f"{self.base.label()} -> {self.name}"
         if self.source == "remote":
             return f"remote:{self.name}"
         if self.source in ("bundled", "synthetic", "ollama"):
@@ -151,6 +154,8 @@ def resolve(ref: ModelRef) -> Path | None:
     model behind a remote endpoint."""
     if ref.source == "remote":
         return None
+    if ref.source == "quantize":
+        return quantize(resolve(ref.base), ref.name)
     if ref.source == "bundled":
         return _bundled_path(ref.name)
     if ref.source == "ollama":
@@ -179,6 +184,61 @@ def resolve(ref: ModelRef) -> Path | None:
         return path
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as e:
         raise ModelNotFound(f"{ref.label()}: could not fetch from the Hugging Face hub or its cache: {e}") from e
+
+
+def quantize(src: Path, qtype: str) -> Path:
+    """A GGUF model quantized to ``qtype`` by llama.cpp's own quantizer (llama-cpp-python's binding of
+    ``llama_model_quantize``, the function llama-quantize calls), made once per (input SHA-256, type) in the cache;
+    llama.cpp's log of it lies beside it (which tensors fell back to another type). An already quantized input is
+    requantized (llama-quantize --allow-requantize): from a Q4_1 file, F16 is its dequantized copy."""
+    out = cache_dir("quantized") / f"{sha256(src)[:16]}-{qtype}.gguf"
+    if out.is_file():
+        return out
+    import ctypes
+
+    import llama_cpp
+
+    from .errors import BackendError
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{qtype}")
+    params.allow_requantize = True
+    params.nthread = os.cpu_count() or 1
+    log = out.with_suffix(".log")
+    try:
+        with _stderr_to(log):
+            rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
+        if rc != 0 or not tmp.is_file():
+            raise BackendError(f"llama.cpp's quantizer failed (status {rc}) making {qtype} of {src}: see {log}")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+class _stderr_to:
+    """File descriptor 2 into a file while C code writes to it (llama.cpp logs every tensor it quantizes)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        import sys
+
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        self.f = open(self.path, "wb")
+        os.dup2(self.f.fileno(), 2)
+
+    def __exit__(self, *exc):
+        import sys
+
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.f.close()
 
 
 def sha256(path: Path) -> str:

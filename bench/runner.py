@@ -78,7 +78,7 @@ class Runner:
         self.idle_power_w: float | None = None
 
     def run(self) -> RunOutcome:
-        total = sum(len(w.tests) * (w.warmups + w.repetitions) for w in self.suite.workloads)
+        total = sum(kinds.steps(w) for w in self.suite.workloads)
         writer = ResultWriter(self.path)
         self.path = writer.path  # the file actually created (a same-second run gets ~2)
         try:
@@ -97,7 +97,7 @@ class Runner:
                     task = progress.add_task(f"{self.suite.name}", total=total)
                     for workload in self.suite.workloads:
                         if workload.name in self._refused:
-                            progress.advance(task, len(workload.tests) * (workload.warmups + workload.repetitions))
+                            progress.advance(task, kinds.steps(workload))
                             continue
                         self._run_workload(workload, writer, outcome, progress, task)
         finally:
@@ -148,7 +148,7 @@ class Runner:
         self.console.print(f"[red]error[/red] {escape(what)}: {escape(str(err))}; {consequence}", highlight=False)
 
     def _run_workload(self, w: Workload, writer: ResultWriter, outcome: RunOutcome, progress, task) -> None:
-        steps = len(w.tests) * (w.warmups + w.repetitions)
+        steps = kinds.steps(w)
         progress.update(task, description=f"{escape(w.name)}: loading")
         backend = None
         try:
@@ -201,21 +201,22 @@ class Runner:
 
     def _run_test(self, w, test, backend, sha, settings, writer, outcome, progress, task) -> None:
         what = f"{w.name}/{test}"
+        warmups, repetitions = kinds.runs(w, test)
         try:
             backend.prepare(test)
             signals.check()
-            for i in range(w.warmups):
-                progress.update(task, description=f"{escape(w.name)} {escape(test)}: warmup {i + 1}/{w.warmups}")
+            for i in range(warmups):
+                progress.update(task, description=f"{escape(w.name)} {escape(test)}: warmup {i + 1}/{warmups}")
                 backend.run(test)
                 signals.check()
                 progress.advance(task)
         except Exception as e:  # noqa: BLE001
             self._fail(outcome, what, e, "skipping the test")
-            progress.advance(task, w.warmups + w.repetitions)
+            progress.advance(task, warmups + repetitions)
             return
         rows = []
-        for rep in range(1, w.repetitions + 1):
-            progress.update(task, description=f"{escape(w.name)} {escape(test)}: repetition {rep}/{w.repetitions}")
+        for rep in range(1, repetitions + 1):
+            progress.update(task, description=f"{escape(w.name)} {escape(test)}: repetition {rep}/{repetitions}")
             key = f"{w.name}/{test}/{rep}"
             utc = provenance.utc_now()
             self.meter.begin(key)
@@ -224,7 +225,7 @@ class Runner:
             except Exception as e:  # noqa: BLE001
                 self.meter.end(key)  # the window is closed; its energy belongs to no row
                 self._fail(outcome, f"{what} repetition {rep}", e, "skipping the rest of the test")
-                progress.advance(task, w.repetitions - rep + 1)
+                progress.advance(task, repetitions - rep + 1)
                 break
             window = self.meter.end(key)
             signals.check()  # before the row is written: a row after a stop signal is never written
@@ -237,7 +238,7 @@ class Runner:
                 signals.check()
             row = {**self.base, "workload": w.name, "test": test, "kind": w.kind, "backend": backend.name,
                    "model": w.model.label(), "model_sha256": sha, "repetition": rep, "utc_time": utc,
-                   "warmups": w.warmups, "idle_power_w": self.idle_power_w, **settings, **window.columns(),
+                   "warmups": warmups, "idle_power_w": self.idle_power_w, **settings, **window.columns(),
                    **metrics, **checks}
             row = columns.derive(row)
             writer.write(row)
@@ -250,7 +251,7 @@ class Runner:
             if check_error is not None:
                 self._fail(outcome, f"{what} repetition {rep} (check)", check_error,
                            "the row is kept without it; skipping the rest of the test")
-                progress.advance(task, w.repetitions - rep)
+                progress.advance(task, repetitions - rep)
                 break
         for metric in columns.spread():
             vals = [float(r[metric]) for r in rows if r.get(metric) not in (None, "")]

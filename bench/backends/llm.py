@@ -4,6 +4,11 @@ Prompt processing and generation are timed separately on llama.cpp's low-level d
 llama-bench makes), not the convenience ``Llama.__call__`` path, whose Python overhead costs ~10% of decode speed
 on small models. Generation is greedy and ignores end-of-sequence (end-of-generation tokens are masked), so exactly
 the requested number of tokens is produced; prompt tokens come from the model's own tokenizer.
+
+The quality tests (``ppl``, ``kld``) evaluate the quality text chunk by chunk on the same decode API, as
+llama-perplexity does, and score the logits with ``bench.quality``. The kld base's log-probabilities are computed
+once per (base model, text, context, chunks), untimed, when the base workload prepares its own kld test, and kept
+in the cache in llama.cpp's file format.
 """
 from __future__ import annotations
 
@@ -13,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import models, quality
+from ..cache import cache_dir
 from ..config import Workload
-from ..kinds.llm import parse_test
+from ..kinds.llm import QUALITY_TESTS, SELF, parse_test
 from ..errors import BackendError, ModelNotFound
 from .texts import CORPUS
 
@@ -54,6 +61,9 @@ class LlamaCppBackend:
         self.n_batch = p["n_batch"]
         self.batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self._build = llama_cpp.llama_print_system_info().decode(errors="replace").strip()
+        self.quant = file_type(self.llm.metadata.get("general.file_type"))
+        self.n_params = int(llama_cpp.llama_model_n_params(self.llm.model))
+        self.model_size = int(llama_cpp.llama_model_size(self.llm.model))  # tensor bytes
 
     def unload(self) -> None:
         for ctx, batch, _ in self._parallel.values():
@@ -68,7 +78,9 @@ class LlamaCppBackend:
     def settings(self) -> dict:
         p = self.workload.params
         return {"threads": self.workload.threads, "n_gpu_layers": p["n_gpu_layers"], "n_ctx": p["n_ctx"],
-                "n_batch": p["n_batch"], "flash_attn": p["flash_attn"], "backend_build": self._build}
+                "n_batch": p["n_batch"], "flash_attn": p["flash_attn"], "backend_build": self._build,
+                "quant": self.quant, "model_params": self.n_params,
+                "bits_per_weight": round(8 * self.model_size / self.n_params, 3) if self.n_params else None}
 
     # ------------------------------------------------------------------ tests
     def prompt_tokens(self, n: int) -> list[int]:
@@ -79,6 +91,8 @@ class LlamaCppBackend:
         return head + body
 
     def prepare(self, test: str) -> None:
+        if test in QUALITY_TESTS:
+            return self._prepare_quality(test)
         pp, tg, n = parse_test(test)
         n_ctx = self.workload.params["n_ctx"]
         if max(pp, 1) + tg > n_ctx:
@@ -112,6 +126,8 @@ class LlamaCppBackend:
         return int(logits.argmax())
 
     def run(self, test: str) -> dict:
+        if test in QUALITY_TESTS:
+            return self._run_quality(test)
         pp, tg, n = parse_test(test)
         if n > 1:
             return self._run_parallel(test, pp, tg, n)
@@ -223,9 +239,94 @@ class LlamaCppBackend:
             out["seq_tg_tokens_per_s"] = tg / (t_end - t_first)
         return out
 
+    # ------------------------------------------------------------------ quality: ppl, kld
+    def _prepare_quality(self, test: str) -> None:
+        p = self.workload.params
+        self._qctx = ctx = p["quality_ctx"]
+        text = quality.read_text(p["quality_text"])
+        self._qtext = f"{Path(p['quality_text']).stem} {quality.text_sha256(text)[:12]}"
+        tokens = np.array(self.llm.tokenize(text.encode(), add_bos=True, special=False), dtype=np.int32)
+        n_chunk = quality.chunk_count(len(tokens), ctx, p["quality_chunks"])
+        self._qtokens = tokens[:n_chunk * ctx]
+        if test != "kld":
+            return
+        ref = p["kld_base_model"]
+        own = models.sha256(self.model_path)
+        base_sha = own if ref == SELF else models.sha256(models.resolve(ref))
+        self._base_sha = base_sha
+        path = cache_dir("kld-base") / f"{base_sha[:16]}-{quality.text_sha256(text)[:12]}-c{ctx}-n{n_chunk}.kld"
+        if not path.is_file():
+            if base_sha != own:
+                raise BackendError(f"no saved log-probabilities of the kld base {p['kld_base']} for this text and "
+                                   f"context ({path}): its own kld test makes them; run it first (put it earlier in "
+                                   "the suite)")
+            quality.write_base(path, ctx, self.n_vocab, self._qtokens,
+                               (self.chunk_logits(c) for c in self._qtokens.reshape(n_chunk, ctx)))
+        base = quality.read_base(path)
+        if (base.n_ctx, base.n_vocab, base.n_chunk) != (ctx, self.n_vocab, n_chunk) or not np.array_equal(
+                base.tokens, self._qtokens):
+            raise BackendError(f"the kld base {p['kld_base']} tokenizes the text differently (vocabulary "
+                               f"{base.n_vocab} vs {self.n_vocab}): a quantization of another model?")
+        self._base = base
+
+    def chunk_logits(self, chunk: np.ndarray) -> np.ndarray:
+        """Logits of a chunk's scored positions, evaluated from an empty cache with its first token replaced by BOS
+        where the model adds one (llama-perplexity's ``perplexity()``), in batches of n_batch tokens."""
+        lc, ctx, b = self.lc, self.ctx, self.batch
+        n_ctx = len(chunk)
+        first = quality.first_scored(n_ctx)
+        tokens = [int(t) for t in chunk]
+        if self.bos is not None:
+            tokens[0] = self.bos
+        lc.llama_memory_clear(lc.llama_get_memory(ctx), True)
+        out = []
+        for start in range(0, n_ctx, self.n_batch):
+            piece = tokens[start:start + self.n_batch]
+            b.n_tokens = len(piece)
+            n_out = 0
+            for i, t in enumerate(piece):
+                b.token[i], b.pos[i], b.n_seq_id[i], b.seq_id[i][0] = t, start + i, 1, 0
+                b.logits[i] = start + i >= first
+                n_out += start + i >= first
+            self._decode()
+            if n_out:
+                ptr = lc.llama_get_logits(ctx)
+                out.append(np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)),
+                                                 shape=(n_out, self.n_vocab)).copy())
+        return np.concatenate(out)[:quality.scored_per_chunk(n_ctx)]
+
+    def _run_quality(self, test: str) -> dict:
+        ctx = self._qctx
+        first = quality.first_scored(ctx)
+        scores = quality.Scores()
+        chunks = (self._base.tokens if test == "kld" else self._qtokens).reshape(-1, ctx)
+        for i, chunk in enumerate(chunks):
+            logits = self.chunk_logits(chunk)
+            nxt = chunk[first + 1:]
+            if test == "kld":
+                scores.add_kld(logits, nxt, self._base.chunk_rows(i), self.n_vocab)
+            else:
+                scores.add_ppl(logits, nxt)
+        out = {**scores.metrics(), "quality_text": self._qtext, "quality_ctx": ctx}
+        if test == "kld":
+            out.update(kld_base=self.workload.params["kld_base"], kld_base_sha256=self._base_sha)
+        return out
+
     def _check(self, rc: int) -> None:
         if rc != 0:
             raise BackendError(f"llama_decode returned {rc}")
+
+
+def file_type(value) -> str:
+    """A GGUF's ``general.file_type`` as llama-quantize names it (15 -> "Q4_K_M"); "" when unknown."""
+    import llama_cpp
+
+    names = {getattr(llama_cpp, n): n.split("_", 3)[-1] for n in dir(llama_cpp)
+             if n.startswith(("LLAMA_FTYPE_MOSTLY_", "LLAMA_FTYPE_ALL_"))}
+    try:
+        return names.get(int(value), "")
+    except (TypeError, ValueError):
+        return ""
 
 
 def create(workload: Workload, model_path: Path) -> LlamaCppBackend:

@@ -7,7 +7,9 @@ of the project knows about it, in one place:
 - ``COLUMNS`` (its own result columns, settings included) and ``SHARES`` (columns declared by another kind that
   it also writes),
 - ``PRICING`` (its unit of work for pricing), and optionally ``finish(w, path, where, check_models)`` for checks
-  that involve several keys.
+  that involve several keys, ``link(w, path, where, earlier)`` for keys that name earlier workloads of the suite
+  (a model made from another's), and ``runs(test, warmups, repetitions)`` for tests that run a different number of
+  times (a deterministic quality pass runs once).
 
 Adding a kind is adding its module to ``KIND_MODULES``.
 """
@@ -58,6 +60,17 @@ def by_price_kind(price_kind: str) -> ModuleType:
         if c.PRICING is not None and c.PRICING.price_kind == price_kind:
             return c
     raise KeyError(price_kind)
+
+
+def runs(workload, test: str) -> tuple[int, int]:
+    """(warmups, repetitions) of one test of a workload."""
+    f = getattr(get(workload.kind), "runs", None)
+    return f(test, workload.warmups, workload.repetitions) if f else (workload.warmups, workload.repetitions)
+
+
+def steps(workload) -> int:
+    """Warmups and repetitions of all of a workload's tests (the progress bar's steps)."""
+    return sum(sum(runs(workload, t)) for t in workload.tests)
 
 
 def create_backend(workload, model_path: Path | None):

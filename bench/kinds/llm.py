@@ -1,12 +1,18 @@
-"""Kind ``llm``: a GGUF model through llama-cpp-python, llama-bench style tests (pp512, tg128, pp500+tg200)."""
+"""Kind ``llm``: a GGUF model through llama-cpp-python, llama-bench style tests (pp512, tg128, pp500+tg200), and
+the quality tests ``ppl`` and ``kld`` (llama-perplexity's perplexity and KL divergence from a base workload, over a
+fixed text: ``bench/quality.py``). A workload's model may be a quantization of an earlier workload's
+(``quantize_from`` + ``quantize_type``), made once with llama.cpp's own quantizer and cached."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import NamedTuple
 
 from ..columns import Column as C, ratio
+from ..errors import ConfigError
+from ..models import ModelRef
 from . import Pricing
-from .schema import ARCH, FIT_KEYS, MODEL, N_CTX, N_GPU_LAYERS, bool_key, int_key, tests_key
+from .schema import ARCH, FIT_KEYS, MODEL, N_CTX, N_GPU_LAYERS, Key, bool_key, int_key, str_key, tests_key
 
 NAME = "llm"
 BACKEND = "bench.backends.llm"
@@ -21,9 +27,14 @@ class LLMTest(NamedTuple):
     parallel: int = 1  # sequences decoded together (llama-batched-bench's unshared-prompt case)
 
 
-def parse_test(name: str) -> LLMTest | None:
+QUALITY_TESTS = ("ppl", "kld")  # run once, no warmup: deterministic, and not speed figures (their energy counts)
+
+
+def parse_test(name: str) -> LLMTest | str | None:
     """``pp512`` -> (512, 0, 1); ``tg128`` -> (0, 128, 1); ``pp500+tg200`` -> (500, 200, 1); ``pp500+tg200x8``:
-    8 requests of 500+200 tokens decoded together; None if malformed."""
+    8 requests of 500+200 tokens decoded together; ``ppl`` / ``kld``: the quality test's name; None if malformed."""
+    if name in QUALITY_TESTS:
+        return name
     m = _TEST.match(name)
     if not m or not (m["pp"] or m["tg"]) or (m["plus"] and not (m["pp"] and m["tg"])):
         return None
@@ -33,10 +44,30 @@ def parse_test(name: str) -> LLMTest | None:
     return LLMTest(pp, tg, n)
 
 
+def runs(test: str, warmups: int, repetitions: int) -> tuple[int, int]:
+    """(warmups, repetitions) of a test: a quality test is one deterministic pass."""
+    return (0, 1) if test in QUALITY_TESTS else (warmups, repetitions)
+
+
+# llama.cpp's quantization types that need no importance matrix (llama-quantize's names)
+QUANT_TYPES = ("F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0", "Q4_K_M", "Q4_K_S", "Q4_1", "Q4_0",
+               "Q3_K_L", "Q3_K_M", "Q3_K_S", "Q2_K", "IQ4_NL", "IQ4_XS")
+
 KEYS = {
-    "model": MODEL,
+    "model": Key(MODEL.types, MODEL.expected + ' (or none, with quantize_from)', None, False, MODEL.check),
     "tests": tests_key(parse_test, 'a non-empty list of tests like "pp512", "tg128", "pp500+tg200", "pp500+tg200x8" '
-                       '(8 sequences decoded together)'),
+                       '(8 sequences decoded together), "ppl", "kld"'),
+    "quantize_from": str_key("the name of an earlier llm workload of the suite whose model this one quantizes"),
+    "quantize_type": str_key(f"a llama.cpp quantization type ({', '.join(QUANT_TYPES)})",
+                             check=lambda v: v in QUANT_TYPES),
+    "kld_base": str_key("the name of this workload or an earlier llm workload of the suite: the model the kld test "
+                        "measures the divergence from"),
+    "quality_text": str_key('a bundled text ("a-scandal-in-bohemia") or a path to a UTF-8 text file',
+                            "a-scandal-in-bohemia"),
+    "quality_ctx": int_key("an integer >= 16: tokens per chunk of the quality text (llama-perplexity's -c)", 512,
+                           check=lambda v: v >= 16),
+    "quality_chunks": int_key("an integer >= 1: at most this many chunks (llama-perplexity's --chunks)", None,
+                              check=lambda v: v >= 1),
     "n_gpu_layers": N_GPU_LAYERS,
     "n_ctx": N_CTX,
     "n_batch": int_key("an integer >= 1", 512, check=lambda v: v >= 1),
@@ -67,7 +98,68 @@ COLUMNS = [
     C("n_ctx", "settings", int, "tokens", "context size"),
     C("n_batch", "settings", int, "tokens", "logical batch size"),
     C("flash_attn", "settings", bool, "", "flash attention on"),
+    C("quant", "settings", str, "", "the GGUF file's type as llama.cpp names it (Q4_K_M, Q8_0, F16...)"),
+    C("bits_per_weight", "settings", float, "bits", "model file bits per parameter (a quantization's real size: "
+      "tensors a type cannot hold fall back to another)"),
+    C("model_params", "settings", int, "", "parameters of the model"),
+    C("ppl", "metric", float, "", "perplexity of the quality text (llama-perplexity's chunking: the second half of "
+      "each chunk scored); lower is better; compare only at the same text and context", summary=True,
+      better="lower"),
+    C("kld_mean", "metric", float, "nats", "mean KL divergence of the next-token distribution from the kld_base "
+      "model's, over the scored tokens", summary=True, better="lower"),
+    C("kld_p99", "metric", float, "nats", "99th percentile of the per-token KL divergence", better="lower"),
+    C("same_top_p", "metric", float, "", "share of scored tokens where this model's and the base's most likely next "
+      "token agree (0–1)", summary=True, better="higher"),
+    C("scored_tokens", "metric", int, "tokens", "tokens whose prediction ppl and kld average over"),
+    C("kld_base", "settings", str, "", "the workload whose model the kld test measured against"),
+    C("kld_base_sha256", "settings", str, "", "SHA-256 of the kld base's model file"),
+    C("quality_text", "settings", str, "", "the text ppl and kld read, and the first 12 hex digits of its SHA-256"),
+    C("quality_ctx", "settings", int, "tokens", "tokens per chunk of the quality text"),
 ]
 SHARES: tuple[str, ...] = ()
 
 PRICING = Pricing("llm", "request", lambda row: 1.0)
+
+
+def finish(w: dict, path, where: str, check_models: bool) -> None:
+    if (w["model"] is None) == (w["quantize_from"] is None):
+        raise ConfigError(path, f"{where}.model", "either a model or quantize_from (and quantize_type), not both",
+                          "<both>" if w["model"] is not None else "<neither>")
+    if (w["quantize_from"] is None) != (w["quantize_type"] is None):
+        raise ConfigError(path, f"{where}.quantize_type", "quantize_from and quantize_type together",
+                          w["quantize_type"] if w["quantize_type"] is not None else "<nothing: the key is missing>")
+    if "kld" in w["tests"] and w["kld_base"] is None:
+        raise ConfigError(path, f"{where}.kld_base", "the workload the kld test measures against (this workload's own "
+                          "name for the base itself)", "<nothing: the key is missing>")
+    if w["quality_ctx"] > w["n_ctx"]:
+        raise ConfigError(path, f"{where}.quality_ctx", f"at most n_ctx ({w['n_ctx']})", w["quality_ctx"])
+    from ..quality import bundled_texts
+
+    if w["quality_text"] not in bundled_texts():
+        p = Path(w["quality_text"]).expanduser()
+        p = p if p.is_absolute() else (Path(path).parent / p).resolve()
+        if check_models and not p.is_file():
+            raise ConfigError(path, f"{where}.quality_text",
+                              f"a bundled text ({', '.join(bundled_texts())}) or an existing text file", str(p))
+        w["quality_text"] = str(p)
+
+def link(w: dict, path, where: str, earlier: dict) -> tuple[ModelRef | None, dict]:
+    """References to other workloads of the suite (``earlier``: name -> (kind, ModelRef) of the workloads before
+    this one): the quantized model, and the kld base's model (in the params, for the backend to find its file)."""
+    def ref(key: str, self_ok: bool) -> ModelRef | None:
+        name = w[key]
+        if name is None:
+            return None
+        if self_ok and name == w["name"]:
+            return SELF
+        if name not in earlier or earlier[name][0] != NAME:
+            raise ConfigError(path, f"{where}.{key}", "the name of an llm workload earlier in the suite"
+                              + (" (or this workload's own)" if self_ok else ""), name)
+        return earlier[name][1]
+    base = ref("quantize_from", False)
+    model = ModelRef("quantize", w["quantize_type"], base=base) if base is not None else None
+    kld = ref("kld_base", True)
+    return model, ({"kld_base_model": kld} if kld is not None else {})
+
+
+SELF = ModelRef("self", "")  # kld_base_model of the base itself
