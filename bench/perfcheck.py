@@ -7,7 +7,8 @@ In one go, on the same GGUF, threads, flash-attention setting and build flags, i
   3. the harness (Runner + LLM backend, rows written to a temporary folder),
 interleaved over several rounds so that drift of a shared machine hits all three alike, and prints medians and
 ratios. Targets: harness / llama-bench >= 0.97, harness / bare loop >= 0.98. ``batched`` sets the harness's
-parallel-sequence decoding (``pp128+tg128xN``) against ``llama-batched-bench`` (target >= 0.95).
+parallel-sequence decoding (``pp128+tg128xN``) against ``llama-batched-bench`` (target >= 0.95); ``quality`` its
+perplexity and KL divergence against ``llama-perplexity`` on the same files and text (target: within 2%).
 """
 from __future__ import annotations
 
@@ -389,10 +390,96 @@ def external_server_energy(args) -> float:
                         ("estimate J", "server CPU s × W/thread J", "ratio"), fmt=".1f", target=1.0)
 
 
+QUALITY_QUANTS = ("Q8_0", "Q4_0", "Q2_K")
+QUALITY_SUITE = PERF_HEAD.replace("{name}", "perf-quality") + """
+[[workloads]]
+name = "orig"
+kind = "llm"
+model = "bundled:smollm2"
+tests = ["tg8"]
+[[workloads]]
+name = "F16"
+kind = "llm"
+quantize_from = "orig"
+quantize_type = "F16"
+kld_base = "F16"
+tests = ["ppl", "kld"]
+""" + "".join(f"""
+[[workloads]]
+name = "{q}"
+kind = "llm"
+quantize_from = "F16"
+quantize_type = "{q}"
+kld_base = "F16"
+tests = ["kld"]
+""" for q in QUALITY_QUANTS)
+TARGET_QUALITY = 0.02
+
+
+def run_llama_perplexity(exe: Path, model: Path, text: Path, base: Path, threads: int, kld: bool) -> dict:
+    """llama-perplexity on the same context and batch as the harness (-c 512 -b 512, flash attention on): the base
+    model saves its log-probabilities (--kl-divergence-base), a quantization is scored against them."""
+    import re
+
+    cmd = [str(exe), "-m", str(model), "-c", "512", "-b", "512", "-t", str(threads), "-fa", "on",
+           "--kl-divergence-base", str(base)]
+    cmd += ["--kl-divergence"] if kld else ["-f", str(text)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=llamacpp.env())
+    log = out.stdout + out.stderr
+    def num(pattern: str) -> float:
+        m = re.search(pattern, log)
+        if not m:
+            raise RuntimeError(f"llama-perplexity printed no {pattern!r}: {log[-2000:]}")
+        return float(m.group(1))
+    if not kld:
+        return {"ppl": num(r"Final estimate: PPL = ([\d.]+)")}
+    return {"ppl": num(r"Mean PPL\(Q\)\s*:\s*([\d.]+)"), "kld_mean": num(r"Mean    KLD:\s*([-\d.]+)"),
+            "kld_p99": num(r"99\.0%   KLD:\s*([-\d.]+)"), "same_top_p": num(r"Same top p:\s*([\d.]+)") / 100}
+
+
+def quality_vs_llama_perplexity(args) -> float:
+    """Perplexity and KL divergence of the harness's ppl and kld tests against llama-perplexity's on the same GGUF
+    files (SmolLM2 Q4_1 dequantized to F16, and Q8_0, Q4_0, Q2_K made from it) and the whole bundled text. Target:
+    every figure within 2%."""
+    from . import quality
+
+    exe = llamacpp.tool("llama-perplexity", log=console.print)
+    text = quality.text_path(quality.REFERENCE)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = harness_rows(Path(tmp) / "h", QUALITY_SUITE.format(reps=1, threads=args.threads))
+        paths = {}
+        f16 = models.quantize(models.resolve(models.ModelRef("bundled", "smollm2")), "F16")
+        paths["F16"] = f16
+        for q in QUALITY_QUANTS:
+            paths[q] = models.quantize(f16, q)
+        base = Path(tmp) / "llama-perplexity-base.kld"
+        ref = {"F16": run_llama_perplexity(exe, f16, text, base, args.threads, kld=False)}
+        for q in QUALITY_QUANTS:
+            ref[q] = run_llama_perplexity(exe, paths[q], text, base, args.threads, kld=True)
+    got = {(r["workload"], r["test"]): r for r in rows}
+    table = Table(title=f"perf-check quality: SmolLM2-135M, {quality.REFERENCE} (whole text, -c 512), "
+                        f"{args.threads} threads")
+    for col in ("model", "figure", "llama-perplexity", "harness", "harness/llama-perplexity"):
+        table.add_column(col, justify="right")
+    worst = 0.0
+    for name, figures in ref.items():
+        test = "ppl" if name == "F16" else "kld"
+        for fig, want in figures.items():
+            have = float(got[(name, test)][fig])
+            r = have / want
+            worst = max(worst, abs(r - 1))
+            table.add_row(name, fig, f"{want:.6g}", f"{have:.6g}",
+                          f"{r:.4f}" + ("" if abs(r - 1) <= TARGET_QUALITY else " (off by more than 2%)"))
+    Console(width=120).print(table)
+    print(f"target: every figure within {TARGET_QUALITY:.0%} of llama-perplexity's: "
+          + ("met" if worst <= TARGET_QUALITY else "NOT met"))
+    return worst
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.perfcheck", description=__doc__.splitlines()[0])
-    ap.add_argument("what", nargs="?", choices=["all", "llm", "sampler", "asr", "server", "batched", "external"],
-                    default="all")
+    ap.add_argument("what", nargs="?", choices=["all", "llm", "sampler", "asr", "server", "batched", "external",
+                                                "quality"], default="all")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--reps", type=int, default=3, help="repetitions per tool per round")
     ap.add_argument("--threads", type=int, default=default_threads())
@@ -409,6 +496,8 @@ def main(argv=None) -> int:
         batched_vs_llama_batched_bench(args)
     if args.what in ("all", "external"):
         external_server_energy(args)
+    if args.what in ("all", "quality"):
+        quality_vs_llama_perplexity(args)
     return 0
 
 
