@@ -170,13 +170,12 @@ def load_suite(path: str | Path, check_models: bool = True) -> Suite:
         threads = default_threads() if run["threads"] == "auto" else run["threads"]
         if hasattr(contract, "finish"):  # checks that involve several keys of the kind
             contract.finish(w, path, where, check_models)
-        model, linked = contract.link(w, path, where, earlier) if hasattr(contract, "link") else (None, {})
-        if model is not None:  # made from another workload's model
-            pass
-        elif w["model"] is None:
+        model = models.check_ref(w["model"], path, f"{where}.model", check_models) if w["model"] is not None else None
+        linked: dict = {}
+        if hasattr(contract, "link"):  # a model made from this or another workload's, references to others
+            model, linked = contract.link(w, model, path, where, earlier)
+        if model is None:  # the model behind a remote server
             model = models.ModelRef("remote", f"{w.get('model_name', '')}@{contract.redact_url(w.get('base_url', ''))}")
-        else:
-            model = models.check_ref(w["model"], path, f"{where}.model", check_models)
         earlier[w["name"]] = (kind, model)
         params = {k: v for k, v in w.items() if k in contract.KEYS and k not in ("model", "tests")} | linked
         workloads.append(Workload(

@@ -139,8 +139,15 @@ quantize_type = "Q2_K"
 kld_base = "f16"
 quality_chunks = 4
 tests = ["kld"]
+[[workloads]]
+name = "own"
+kind = "llm"
+model = "bundled:smollm2"
+quantize_type = "Q8_0"
+tests = ["pp8"]
 """)
-    f16, q2 = s.workloads[1], s.workloads[2]
+    f16, q2, own = s.workloads[1], s.workloads[2], s.workloads[3]
+    assert own.model.label() == "bundled:smollm2 -> Q8_0"  # its own model, quantized
     assert f16.model.source == "quantize" and f16.model.base == s.workloads[0].model
     assert q2.model.label() == "bundled:smollm2 -> F16 -> Q2_K"
     assert f16.params["kld_base_model"] == llm.SELF and q2.params["kld_base_model"] == f16.model
@@ -155,7 +162,7 @@ tests = ["kld"]
     ('name = "x"\nkind = "llm"\nmodel = "bundled:smollm2"\nquantize_from = "orig"\nquantize_type = "Q4_0"\n'
      'tests = ["pp8"]', "workloads[1].model", "not both"),
     ('name = "x"\nkind = "llm"\nquantize_from = "orig"\ntests = ["pp8"]', "workloads[1].quantize_type",
-     "together"),
+     "with quantize_from"),
     ('name = "x"\nkind = "llm"\nquantize_from = "orig"\nquantize_type = "Q9_9"\ntests = ["pp8"]',
      "workloads[1].quantize_type", "quantization type"),
     ('name = "x"\nkind = "llm"\nmodel = "bundled:smollm2"\ntests = ["kld"]', "workloads[1].kld_base",

@@ -58,8 +58,8 @@ KEYS = {
     "tests": tests_key(parse_test, 'a non-empty list of tests like "pp512", "tg128", "pp500+tg200", "pp500+tg200x8" '
                        '(8 sequences decoded together), "ppl", "kld"'),
     "quantize_from": str_key("the name of an earlier llm workload of the suite whose model this one quantizes"),
-    "quantize_type": str_key(f"a llama.cpp quantization type ({', '.join(QUANT_TYPES)})",
-                             check=lambda v: v in QUANT_TYPES),
+    "quantize_type": str_key(f"a llama.cpp quantization type ({', '.join(QUANT_TYPES)}): the model (or "
+                             "quantize_from's) quantized to it", check=lambda v: v in QUANT_TYPES),
     "kld_base": str_key("the name of this workload or an earlier llm workload of the suite: the model the kld test "
                         "measures the divergence from"),
     "quality_text": str_key('a bundled text ("a-scandal-in-bohemia") or a path to a UTF-8 text file',
@@ -123,11 +123,11 @@ PRICING = Pricing("llm", "request", lambda row: 1.0)
 
 def finish(w: dict, path, where: str, check_models: bool) -> None:
     if (w["model"] is None) == (w["quantize_from"] is None):
-        raise ConfigError(path, f"{where}.model", "either a model or quantize_from (and quantize_type), not both",
-                          "<both>" if w["model"] is not None else "<neither>")
-    if (w["quantize_from"] is None) != (w["quantize_type"] is None):
-        raise ConfigError(path, f"{where}.quantize_type", "quantize_from and quantize_type together",
-                          w["quantize_type"] if w["quantize_type"] is not None else "<nothing: the key is missing>")
+        raise ConfigError(path, f"{where}.model", "either a model or quantize_from (the workload whose model to "
+                          "quantize), not both", "<both>" if w["model"] is not None else "<neither>")
+    if w["quantize_from"] is not None and w["quantize_type"] is None:
+        raise ConfigError(path, f"{where}.quantize_type", "a quantization type with quantize_from",
+                          "<nothing: the key is missing>")
     if "kld" in w["tests"] and w["kld_base"] is None:
         raise ConfigError(path, f"{where}.kld_base", "the workload the kld test measures against (this workload's own "
                           "name for the base itself)", "<nothing: the key is missing>")
@@ -143,9 +143,11 @@ def finish(w: dict, path, where: str, check_models: bool) -> None:
                               f"a bundled text ({', '.join(bundled_texts())}) or an existing text file", str(p))
         w["quality_text"] = str(p)
 
-def link(w: dict, path, where: str, earlier: dict) -> tuple[ModelRef | None, dict]:
-    """References to other workloads of the suite (``earlier``: name -> (kind, ModelRef) of the workloads before
-    this one): the quantized model, and the kld base's model (in the params, for the backend to find its file)."""
+
+def link(w: dict, model: ModelRef | None, path, where: str, earlier: dict) -> tuple[ModelRef | None, dict]:
+    """The workload's model, quantized where ``quantize_type`` says (its own ``model``, or the model of the
+    earlier workload ``quantize_from`` names), and the kld base's model in the params (for the backend to find the
+    base's file). ``earlier``: name -> (kind, ModelRef) of the workloads before this one."""
     def ref(key: str, self_ok: bool) -> ModelRef | None:
         name = w[key]
         if name is None:
@@ -156,8 +158,9 @@ def link(w: dict, path, where: str, earlier: dict) -> tuple[ModelRef | None, dic
             raise ConfigError(path, f"{where}.{key}", "the name of an llm workload earlier in the suite"
                               + (" (or this workload's own)" if self_ok else ""), name)
         return earlier[name][1]
-    base = ref("quantize_from", False)
-    model = ModelRef("quantize", w["quantize_type"], base=base) if base is not None else None
+    model = ref("quantize_from", False) or model
+    if w["quantize_type"] is not None:
+        model = ModelRef("quantize", w["quantize_type"], base=model)
     kld = ref("kld_base", True)
     return model, ({"kld_base_model": kld} if kld is not None else {})
 
