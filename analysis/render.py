@@ -57,11 +57,25 @@ class LineChart:
 
 
 @dataclass
+class Scatter:
+    """Labeled points (x, y, label, color) and an optional line through some of them (a Pareto front)."""
+
+    points: list[tuple[float, float, str, str]]
+    xlabel: str
+    ylabel: str
+    title: str = ""
+    logx: bool = False
+    logy: bool = False
+    front: list[tuple[float, float]] = field(default_factory=list)
+    front_label: str = ""
+
+
+@dataclass
 class Figure:
     file: str  # under figures/
     alt: str
     caption: str
-    panels: list[BarChart | LineChart]
+    panels: list[BarChart | LineChart | Scatter]
     suptitle: str = ""
     size: tuple[float, float] = (9, 5)
 
@@ -141,6 +155,22 @@ def _lines(ax, c: LineChart) -> None:
     ax.legend(fontsize=8)
 
 
+def _scatter(ax, c: Scatter) -> None:
+    if c.front:
+        xs, ys = zip(*sorted(c.front))
+        ax.plot(xs, ys, "--", color="gray", lw=1, label=_t(c.front_label) or None, zorder=1)
+    for x, y, label, color in c.points:
+        ax.scatter([x], [y], color=color, s=40, zorder=2)
+        ax.annotate(_t(label), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    if c.logx:
+        ax.set_xscale("log")
+    if c.logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(_t(c.xlabel))
+    if c.front_label:
+        ax.legend(fontsize=8)
+
+
 def plot(fig_spec: Figure, figdir: Path) -> Path:
     import matplotlib
 
@@ -149,7 +179,7 @@ def plot(fig_spec: Figure, figdir: Path) -> Path:
 
     fig, axes = plt.subplots(1, len(fig_spec.panels), figsize=fig_spec.size, squeeze=False)
     for ax, panel in zip(axes[0], fig_spec.panels):
-        (_bars if isinstance(panel, BarChart) else _lines)(ax, panel)
+        {BarChart: _bars, LineChart: _lines, Scatter: _scatter}[type(panel)](ax, panel)
         ax.set_ylabel(_t(panel.ylabel))
         if panel.title:
             ax.set_title(_t(panel.title))

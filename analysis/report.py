@@ -15,9 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench import columns, kinds
+from bench.kinds.llm import QUALITY_TESTS
 
-from . import catalog, cost, rows, scenarios
-from .render import BarChart, Bars, Figure, Line, LineChart, Section, Table, figures, markdown, plot
+from . import catalog, cost, quality, rows, scenarios
+from .render import BarChart, Bars, Figure, Line, LineChart, Scatter, Section, Table, figures, markdown, plot
 
 GREEN, ORANGE, PURPLE, RED, BLUE = "#55A868", "#DD8452", "#8172B2", "#C44E52", "#4C72B0"
 
@@ -60,7 +61,7 @@ def measured_section(df: pd.DataFrame) -> Section:
     if df.empty:
         sec.blocks.append("No result rows yet: run `make bench` and commit the file.")
         return sec
-    in_process = df[df["kind"] != "endpoint"]
+    in_process = df[(df["kind"] != "endpoint") & ~df["test"].isin(QUALITY_TESTS)]  # quality: its own section
     body = []
     for key, g in rows.groups(in_process):
         versions = in_process[(in_process["machine"] == key["machine"])
@@ -256,7 +257,9 @@ def unit_cost_section(df: pd.DataFrame) -> Section:
     mb = catalog.machine_builds()
     sec = Section("Dollars per audio minute, per 1M characters, per image", [
         f"Local: energy per unit from the rows at ${kwh:g}/kWh through the PSU plus the rest of the platform while "
-        "busy (running cost only); API: list prices from `analysis/data/prices.toml`."])
+        "busy (running cost only); API: list prices from `analysis/data/prices.toml`. Speech rows carry their word "
+        "error rate on the reference set (voice: of the round trip through speech-to-text), so a faster model's "
+        "saving is read beside what it gets wrong."])
     body = []
     for contract in kinds.contracts():
         pricing = contract.PRICING
@@ -275,14 +278,19 @@ def unit_cost_section(df: pd.DataFrame) -> Section:
                 label.append("ESTIMATED energy")
             if (g["weights"] == "synthetic").any():
                 label.append("synthetic weights")
+            speed = [f"{col.title()} {g[col.name].median():.3g}" for col in columns.headline(kind)
+                     if col.name in g and g[col.name].notna().any()]
+            if "wer" in g and g["wer"].notna().any():
+                speed.append(f"WER {g['wer'].median():.1%}")
             body.append([f"{m} / {w}" + (f" ({', '.join(label)})" if label else ""), unit,
                          f"${wall_j / cost.J_PER_KWH * kwh:.3g}", f"{j_per_unit:.4g} J, {s_per_unit:.3g} s",
-                         rows.provenance(g)])
+                         ", ".join(speed), rows.provenance(g)])
         for pid in choices()["unit_apis"][pricing.price_kind]:
             p = catalog.unit_price(pricing.price_kind, pid)
-            body.append([f"API {pid}", unit, f"${p.usd_per_unit * scale:.3g}", "",
+            body.append([f"API {pid}", unit, f"${p.usd_per_unit * scale:.3g}", "", "",
                          f"prices.toml {pid}: {p.source}, as of {p.as_of}"])
-    sec.blocks.append(Table(["what", "per", "$ per unit", "device energy and busy time per unit", "from"], body))
+    sec.blocks.append(Table(["what", "per", "$ per unit", "device energy and busy time per unit",
+                             "speed and quality (medians)", "from"], body))
     return sec
 
 
@@ -465,9 +473,114 @@ def comparison_section(df: pd.DataFrame) -> Section | None:
     return sec
 
 
+# ------------------------------------------------------------------------------------------------ quality
+
+KLD_MEANING = (
+    "How to read it: KL divergence (KLD, in nats) measures how far a quantization's next-token probabilities are "
+    "from the reference model's over the same text; 0 is identical. llama.cpp's own measurement on Llama-3-8B puts "
+    "Q8_0 at 0.0014 (the two models pick the same most likely token 97.7% of the time), Q4_K_M at 0.031 (91.9%) "
+    "and Q2_K at 0.45 (71%): at a KLD of 0.03 the model answers like the full one almost everywhere and differs on "
+    "about one token in twelve, mostly where the reference itself was unsure (the 99th percentile shows the worst "
+    "places). Perplexity is comparable only between rows of the same model, text and context.")
+
+
+def quality_section(df: pd.DataFrame) -> Section | None:
+    p, o = shape()
+    n = choices()["requests_per_day"]
+    fams = quality.families(df, p, o, n)
+    if not fams:
+        return None
+    kwh = catalog.tariff_usd_per_kwh()
+    sec = Section("What a quantization costs in quality", [
+        "Each quantization of a model beside the reference it is measured against (the `kld_base`), on the same "
+        "box: its size, speed, energy and cost per output token, and what it does to the model's output over a "
+        "fixed public-domain text (`ppl` and `kld` tests, llama-perplexity's method: perplexity, and the KL "
+        "divergence of its next-token distribution from the base's). Cost per 1M output tokens: in "
+        f"{p}+{o}-token requests at {n:,}/day, energy at ${kwh:g}/kWh at the wall, idle hours and, where the box "
+        f"has a price, its hardware over its life ({cost.CALENDAR}).", KLD_MEANING])
+    ref = quality.claims()["reference"]
+    for f in fams:
+        base = f.base_quant
+        body = []
+        for q in f.quants:
+            est = " ESTIMATED" if q.estimated else ""
+            usd = "" if q.usd_per_m_output is None else (
+                f"${q.usd_per_m_output:.3g}" + ("" if q.usd_all_in else " running only") + est)
+            size = "" if q.model_bytes is None else f"{q.model_bytes / 1e9:.3g} GB"
+            if base is not None and base.model_bytes and q.model_bytes and not q.is_base:
+                size += f" ({1 - q.model_bytes / base.model_bytes:.0%} smaller)"
+            ppl = _g(q.ppl)
+            if base is not None and base.ppl and q.ppl and not q.is_base:
+                ppl += f" ({q.ppl / base.ppl - 1:+.1%})"
+            note = " (base)" if q.is_base else " (the base was made from this file: its KLD is only the base's " \
+                "rounding, not this type's loss)" if q.base_made_from else ""
+            body.append([q.workload + note, q.quant, _g(q.bits_per_weight, ".3g"), size,
+                         _g(q.pp_tokens_per_s), _g(q.tg_tokens_per_s),
+                         _g(q.j_per_output_token) + (est if q.j_per_output_token is not None else ""), usd, ppl,
+                         _g(q.kld_mean, ".4f"), _g(q.kld_p99, ".3f"),
+                         "" if q.same_top_p is None else f"{q.same_top_p:.1%}"])
+        sec.blocks.append(f"**{f.machine}**, against {f.base}; text {f.text}, chunks of {f.ctx} tokens.")
+        sec.blocks.append(Table(["workload", "type", "bits/weight", "size", "pp512 tok/s", "tg128 tok/s",
+                                 "J/output token", "$ per 1M output tokens", "perplexity (vs base)", "KLD mean",
+                                 "KLD p99", "same top token"], body))
+        sec.blocks.append("Rows: " + "; ".join(q.rows for q in f.quants) + ".")
+        pts = f.plotted()
+        if len(pts) > 1:
+            floor = min([q.kld_mean for q in pts if q.kld_mean > 0 and not q.is_base] + [1e-3]) / 3  # the base: ~0
+            front = f.pareto()
+            sec.blocks.append(Figure(
+                f"quality_pareto_{f.machine}_{f.base}.png".replace("/", "_"), f"Cost against quality on {f.machine}",
+                f"Each quantization's cost per 1M output tokens against its mean KL divergence from {f.base} "
+                f"(log scale; the base, ~0, drawn at {floor:.1g}). Dashed: the Pareto front (nothing is both cheaper "
+                "and closer to the base). Orange: ESTIMATED energy. Rows: as in the table above.",
+                [Scatter([(max(q.kld_mean, floor), q.usd_per_m_output, q.quant or q.workload,
+                           ORANGE if q.estimated else BLUE) for q in pts],
+                         f"mean KLD from {f.base} (nats, log)", "$ per 1M output tokens"
+                         + ("" if all(q.usd_all_in for q in pts) else " (running only)"),
+                         f"{f.machine}: cost vs quality", logx=True,
+                         front=[(max(q.kld_mean, floor), q.usd_per_m_output) for q in front],
+                         front_label="Pareto front")], size=(7, 4.5)))
+    # the guide's table, what the rows say for the same types, and llama.cpp's published reference
+    guide = quality.claims()["guide"]
+    body = []
+    for g in guide["rows"]:
+        measured = []
+        for f in fams:
+            base = f.base_quant
+            for q in f.quants:
+                if q.quant not in g["types"] or base is None:
+                    continue
+                if q.is_base or q.base_made_from:
+                    measured.append(f"{q.quant} on {f.machine}: the reference ({f.base})" if q.is_base else
+                                    f"{q.quant} on {f.machine}: the file {f.base} was made from (not measured "
+                                    "against an independent reference)")
+                    continue
+                bits = [f"{q.quant} on {f.machine}:"]
+                if base.model_bytes and q.model_bytes:
+                    bits.append(f"{1 - q.model_bytes / base.model_bytes:.0%} smaller")
+                if base.tg_tokens_per_s and q.tg_tokens_per_s:
+                    bits.append(f"tg {q.tg_tokens_per_s / base.tg_tokens_per_s:.2g}× the base")
+                if base.ppl and q.ppl:
+                    bits.append(f"perplexity {q.ppl / base.ppl - 1:+.1%}")
+                if q.same_top_p is not None:
+                    bits.append(f"same top token {q.same_top_p:.1%}")
+                measured.append(" ".join(bits[:1]) + " " + ", ".join(bits[1:]) + f" (vs {f.base})")
+        published = [f"{r['quant']}: perplexity {r['ppl_ratio'] - 1:+.1%}, KLD {r['kld_mean']:.4f}, same top token "
+                     f"{r['same_top_p']:.1%}" for r in ref["rows"] if r["quant"] in g["types"]]
+        body.append([g["quant"], g["size"], g["quality"], "; ".join(measured) or "not measured here",
+                     "; ".join(published)])
+    sec.blocks.append("The guide's quantization table beside the measurements. The guide does not say what its "
+                      "\"accuracy loss\" measures; perplexity increase and top-token agreement are the field's "
+                      f"nearest measures, not the same thing. Guide: {guide['source']}. Published: {ref['source']}.")
+    sec.blocks.append(Table(["guide", "guide: size", "guide: quality", "measured here", f"llama.cpp, {ref['model']}"],
+                            body))
+    return sec
+
+
 def sections(df: pd.DataFrame) -> list[Section]:
     out = [measured_section(df), comparison_section(df), serving_section(df), cost_per_request_section(df),
-           unit_cost_section(df), scenarios_section(), volume_sweep_section(), routing_section(df)]
+           quality_section(df), unit_cost_section(df), scenarios_section(), volume_sweep_section(),
+           routing_section(df)]
     return [s for s in out if s is not None]
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from bench import columns, kinds
 from bench.errors import ConfigError
+from bench.kinds.llm import QUALITY_TESTS
 from bench.results import is_result_file, read_rows
 
 from .cost import LocalUnit
@@ -168,7 +169,7 @@ def _extra(df: pd.DataFrame) -> dict:
 def llm_unit(df: pd.DataFrame, prompt_tokens: int, output_tokens: int) -> LocalUnit:
     """One request of (prompt, output) tokens from the LLM rows of one machine and workload: the medians of an
     exactly matching test where there is one, else prompt ÷ pp rate + output ÷ tg rate at the measured power."""
-    df = df[df["kind"] == "llm"]
+    df = df[(df["kind"] == "llm") & ~df["test"].isin(QUALITY_TESTS)]  # a quality pass is not a request
     if df.empty:
         raise LookupError("no LLM rows")
     src, est = _source(df)

@@ -350,3 +350,30 @@ def test_report_opens_with_the_users_question(committed_results, tmp_path):
     assert "verdict: local saves" in question and "assumptions:" in question and "[builds.toml rtx3090]" in question
     r = run_cli("report", "--results-dir", committed_results, "--requests-per-day", 1500)
     assert r.returncode == 2 and "expected all three for a question" in r.stderr
+
+
+def test_quantization_table_and_pareto_from_committed_quality_rows(committed_results):
+    from analysis import quality, rows
+    from analysis.report import choices, shape
+
+    p, o = shape()
+    [fam] = quality.families(rows.load(committed_results)[0], p, o, choices()["requests_per_day"])
+    by = {q.quant: q for q in fam.quants}
+    assert fam.base == "smollm2-f16" and by["F16"].is_base and abs(by["F16"].kld_mean) < 1e-5
+    assert by["Q8_0"].kld_mean < by["Q4_0"].kld_mean < by["Q2_K"].kld_mean
+    assert by["Q8_0"].same_top_p > by["Q4_0"].same_top_p > by["Q2_K"].same_top_p
+    assert by["Q4_1"].base_made_from and by["Q4_1"] not in fam.plotted()  # F16 was dequantized from it
+    assert by["Q2_K"].bits_per_weight < by["Q8_0"].bits_per_weight < by["F16"].bits_per_weight
+    front = fam.pareto()
+    assert by["Q2_K"] in front  # the cheapest is always on the front
+    for q in fam.plotted():
+        assert (q in front) == (not any(r.usd_per_m_output <= q.usd_per_m_output and r.kld_mean < q.kld_mean
+                                        for r in fam.plotted() if r is not q))
+    out, _ = write_report(committed_results)
+    text = out.read_text()
+    sec = text.split("## What a quantization costs in quality")[1].split("\n## ")[0]
+    assert "figures/quality_pareto_cpu-amd-epyc-2c-24g_smollm2-f16.png" in sec
+    assert "| Q4 (4-bit) | 75% smaller | 5-10% accuracy loss |" in sec and "Q4_K_M: perplexity +2.8%, KLD 0.0313" in sec
+    assert "the base was made from this file" in sec and "ESTIMATED" in sec
+    assert "pp512 tok/s" in sec and "smollm2-f16/ppl, 1 rows" in sec
+    assert "| smollm2-f16 | ppl |" not in text.split("## Measured on the committed boxes")[1].split("\n## ")[0]
