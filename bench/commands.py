@@ -224,6 +224,10 @@ def plan(suite_path: Path, gpus: list[dict], why_no_gpu: str, ram_gib: float) ->
     total_download = 0
     for w in suite.workloads:
         head = f"{w.name} ({w.kind}, {w.model.label()}):"
+        if w.model.source == "quantize":
+            out.append(f"{head} made once from {w.model.base.label()} by llama.cpp's quantizer, cached (its size "
+                       "depends on the type)")
+            continue
         if w.model.source != "hf":
             out.append(f"{head} local model, nothing to download")
             continue
