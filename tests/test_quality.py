@@ -179,3 +179,9 @@ def test_bad_quality_keys_name_the_key(write_suite, more, key, expected):
     with pytest.raises(ConfigError) as e:
         _load(write_suite, "[[workloads]]\n" + more)
     assert e.value.key == key and expected in str(e.value)
+
+
+def test_quality_context_is_checked_only_where_a_quality_test_runs(write_suite):
+    s = _load(write_suite, '[[workloads]]\nname = "x"\nkind = "llm"\nmodel = "bundled:smollm2"\nn_ctx = 256\n'
+                           'tests = ["tg4"]')
+    assert s.workloads[1].params["quality_ctx"] == 512

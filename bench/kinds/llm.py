@@ -131,7 +131,7 @@ def finish(w: dict, path, where: str, check_models: bool) -> None:
     if "kld" in w["tests"] and w["kld_base"] is None:
         raise ConfigError(path, f"{where}.kld_base", "the workload the kld test measures against (this workload's own "
                           "name for the base itself)", "<nothing: the key is missing>")
-    if w["quality_ctx"] > w["n_ctx"]:
+    if set(w["tests"]) & set(QUALITY_TESTS) and w["quality_ctx"] > w["n_ctx"]:
         raise ConfigError(path, f"{where}.quality_ctx", f"at most n_ctx ({w['n_ctx']})", w["quality_ctx"])
     from ..quality import bundled_texts
 
