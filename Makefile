@@ -23,7 +23,7 @@ HAS_NVIDIA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
 TORCH := $(if $(HAS_NVIDIA),torch,torch==2.13.0)
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: setup deps bench test unit slow lint perf-check validate env report prices compare columns clean
+.PHONY: setup deps browser bench test unit slow lint perf-check validate env report prices compare columns clean
 
 # deps: everything but llama-cpp-python (no compiler run): enough for validation, analysis and the unit tier
 DEPS_STAMP := $(VENV)/.deps
@@ -80,7 +80,14 @@ lint: deps
 unit: deps
 	$(BIN)/python -m pytest -q -m "not slow" -n auto
 
-slow: setup
+# the report page's browser tests drive Debian's Chromium through Playwright (which cannot download its own browser
+# here); installed with apt-get where it is missing (as root, as CI runs; otherwise say so and stop)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "the page tests need Chromium: sudo apt-get install chromium" >&2; exit 2; fi; }
+
+slow: setup browser
 	$(BIN)/python -m pytest -q -m slow
 
 columns: deps

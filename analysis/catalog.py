@@ -45,6 +45,27 @@ class LLMPrice:
         return (prompt_tokens * self.usd_per_mtok_in + output_tokens * self.usd_per_mtok_out) / 1e6
 
 
+    def token_prices(self) -> dict:
+        """Input and output prices per 1M tokens as {"base": $, "tiers": [[above this many input tokens, $], ...]}:
+        genai-prices' own tiers ("cliff" pricing: past a threshold of input tokens the whole request pays the tier
+        rate), so a page can price any request as ``request_usd`` does."""
+        if not self.genai_ref:
+            return {"in": {"base": self.usd_per_mtok_in, "tiers": []},
+                    "out": {"base": self.usd_per_mtok_out, "tiers": []}}
+        from genai_prices import Usage, calc_price
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mp = calc_price(Usage(input_tokens=1, output_tokens=1), self.genai_ref).model_price
+
+        def one(v) -> dict:
+            if v is None:
+                return {"base": 0.0, "tiers": []}
+            return {"base": float(getattr(v, "base", v)),
+                    "tiers": [[int(t.start), float(t.price)] for t in getattr(v, "tiers", [])]}
+        return {"in": one(mp.input_mtok), "out": one(mp.output_mtok)}
+
+
 @lru_cache(maxsize=4096)
 def _genai_request_usd(model_ref: str, prompt_tokens: int, output_tokens: int) -> float:
     from genai_prices import Usage, calc_price

@@ -25,6 +25,11 @@ def question_arguments(c, required: bool) -> None:
     c.add_argument("--workload", help="workload whose rows to use")
     c.add_argument("--results-dir", default="results")
     c.add_argument("--usd-per-kwh", type=float)
+    c.add_argument("--tou", metavar="TABLE", help='a time-of-use tariff instead of --usd-per-kwh: "0-7:0.10,7-23:0.31,'
+                   '23-24:0.10" (hours from-to: $/kWh, covering the day once); the box\'s energy is priced at the mean '
+                   "rate of the hours it is on")
+    c.add_argument("--on-from", type=float, default=0.0, metavar="HOUR",
+                   help="with --tou: the hour the box is switched on each day (default 0; it stays on --hours-per-day)")
     c.add_argument("--hours-per-day", type=float, help="hours the box is on per day (default: the build's)")
     for flag, what in (("--hardware-usd", "the hardware's price in $"), ("--lifetime-years", "its life in years"),
                        ("--idle-w", "the whole box's idle draw at the wall, W"),
@@ -54,6 +59,7 @@ def register(sub) -> None:
 
     c = sub.add_parser("cost", help="API cost vs local running cost and break-even for one workload")
     question_arguments(c, required=True)
+    c.add_argument("--json", action="store_true", help="every figure of the answer as one JSON object (for scripts)")
     c.set_defaults(func=cmd_cost)
 
     cp = sub.add_parser("compare", help="compare machines or runs: medians, ratio with a 95%% confidence interval, "
@@ -114,7 +120,7 @@ def cmd_report(args) -> int:
     out, problems = write_report(Path(args.results_dir), Path(args.out) if args.out else None, question=question)
     for p in problems:
         print(f"warning: left out a results file: {p}")
-    print(f"wrote {out} and {out.parent / 'figures'}/*.png")
+    print(f"wrote {out}, {out.with_name('report.html')} and {out.parent / 'figures'}/*.png")
     return 0
 
 
@@ -260,10 +266,34 @@ def _check_inputs(args) -> None:
               ("--busy-w", args.busy_w, lambda v: v >= 0, "watts >= 0"),
               ("--psu-efficiency", args.psu_efficiency, lambda v: 0 < v <= 1, "a fraction > 0 and <= 1"),
               ("--platform-w", args.platform_w, lambda v: v >= 0, "watts >= 0"),
-              ("--itl-p95", args.itl_p95, lambda v: v > 0, "a number of seconds > 0")]
+              ("--itl-p95", args.itl_p95, lambda v: v > 0, "a number of seconds > 0"),
+              ("--on-from", args.on_from, lambda v: 0 <= v < 24, "an hour >= 0 and < 24")]
     for flag, v, ok, expected in checks:
         if v is not None and not (math.isfinite(v) and ok(v)):
             raise ConfigError("<command line>", flag, expected, str(v))
+
+
+def parse_tou(text: str) -> list[tuple[float, float, float]]:
+    """``"0-7:0.10,7-23:0.31,23-24:0.10"`` -> [(0, 7, 0.10), ...]; ConfigError unless the rows cover 0–24 once, in
+    order, at prices >= 0."""
+    import math
+
+    rows_, at = [], 0.0
+    expected = 'hour ranges with prices covering 0-24 in order, like "0-7:0.10,7-23:0.31,23-24:0.10"'
+    try:
+        for part in text.split(","):
+            span, rate = part.split(":")
+            a, b = (float(x) for x in span.split("-"))
+            r = float(rate)
+            if a != at or not (a < b <= 24) or not (math.isfinite(r) and r >= 0):
+                raise ValueError(part)
+            rows_.append((a, b, r))
+            at = b
+    except ValueError:
+        raise ConfigError("<command line>", "--tou", expected, text) from None
+    if at != 24:
+        raise ConfigError("<command line>", "--tou", expected, text)
+    return rows_
 
 
 def _api_price(kind: str, api: str):
@@ -327,9 +357,15 @@ def cmd_cost(args) -> int:
     b, sources = _framed_build(args, catalog.build(args.build))
     price = _api_price(args.kind, args.api)
     days = cost.DAYS_PER_MONTH
-    kwh = args.usd_per_kwh if args.usd_per_kwh is not None else catalog.tariff_usd_per_kwh()
-    kwh_src = "--usd-per-kwh" if args.usd_per_kwh is not None else "builds.toml [tariff] (the guides' price)"
     hours = b.hours_per_day
+    if args.tou is not None:
+        if args.usd_per_kwh is not None:
+            raise ConfigError("<command line>", "--tou", "either --tou or --usd-per-kwh, not both", args.tou)
+        kwh = cost.tou_usd_per_kwh(parse_tou(args.tou), hours, args.on_from)
+        kwh_src = f"--tou {args.tou}: the mean of the {hours:g} h on from {args.on_from:g}:00"
+    else:
+        kwh = args.usd_per_kwh if args.usd_per_kwh is not None else catalog.tariff_usd_per_kwh()
+        kwh_src = "--usd-per-kwh" if args.usd_per_kwh is not None else "builds.toml [tariff] (the guides' price)"
     n = args.requests_per_day
     pricing = kinds.by_price_kind(args.kind).PRICING
     what, units = pricing.unit, pricing.unit + "s"
@@ -407,6 +443,25 @@ def cmd_cost(args) -> int:
     cap_words = ("fits its capacity" if not local.over_capacity and local.capacity_per_day is not None else
                  "capacity not checked" if local.capacity_per_day is None else "EXCEEDS its capacity")
     be = None if local.over_capacity else cost.breakeven_months(b.hardware_usd, api_month, local.total_usd)
+    if getattr(args, "json", False):
+        import json
+
+        tc = local.per_task()
+        own = args.already_own
+        print(json.dumps({
+            "kind": args.kind, "tasks_per_day": n, "api": price.id, "build": b.id, "usd_per_kwh": kwh,
+            "hours_per_day": hours, "api_per_task_usd": per_task, "api_monthly_usd": api_month,
+            "local_basis": local.basis, "estimated": bool(unit is not None and unit.estimated),
+            "per_task": {"energy_usd": tc.energy_usd, "idle_usd": tc.idle_usd, "running_usd": tc.running_usd,
+                         "amortization_usd": None if own else tc.amortization_usd,
+                         "all_in_usd": tc.running_usd if own else tc.all_in_usd},
+            "monthly": {"energy_usd": local.energy_usd, "idle_usd": local.idle_usd, "running_usd": local.total_usd,
+                        "amortization_usd": None if own else local.amortization_usd,
+                        "all_in_usd": local.total_usd if own else local.all_in_usd},
+            "breakeven_months": be, "over_capacity": local.over_capacity,
+            "capacity_per_day": local.capacity_per_day, "busy_hours_per_day": local.busy_hours_per_day,
+            "idle_wall_w": b.idle_wall_w, "warnings": lines + [f"note: {note}"] * bool(note)}))
+        return 0
     if local.over_capacity:
         cap = local.capacity_per_day
         verdict = (f"OVER CAPACITY: the box serves {cap:,.0f} {units}/day in {hours:g} h; {n - cap:,.0f}/day would "

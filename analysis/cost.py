@@ -143,6 +143,20 @@ def wall_energy_j(unit: LocalUnit, b: Build) -> float:
     return unit.device_energy_j / b.psu_efficiency + b.platform_busy_w * unit.seconds
 
 
+def tou_usd_per_kwh(table: list[tuple[float, float, float]], hours_on: float, on_from: float) -> float:
+    """A time-of-use tariff as one price: the mean $/kWh of the hours the box is on (``hours_on`` hours a day from
+    hour ``on_from``, past midnight if need be), its energy (busy and idle) taken as spread evenly over them.
+    ``table``: (start hour, end hour, $/kWh) rows covering 0–24 once, in order."""
+    total, t, end = 0.0, on_from, on_from + hours_on
+    while t < end - 1e-9:
+        h = t % 24
+        start, stop, rate = next(r for r in table if r[0] <= h < r[1])
+        step = min(end - t, stop - h)
+        total += rate * step
+        t += step
+    return total / hours_on
+
+
 def amortization_monthly(b: Build) -> float | None:
     """The hardware's share per month over its life; None without a hardware price."""
     return None if b.hardware_usd is None else b.hardware_usd / lifetime_months(b)

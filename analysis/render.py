@@ -194,3 +194,61 @@ def plot(fig_spec: Figure, figdir: Path) -> Path:
 
 def figures(sections: list[Section]) -> list[Figure]:
     return [b for s in sections for b in s.blocks if isinstance(b, Figure)]
+
+
+# ---------------------------------------------------------------------------------------------------- plotly
+
+
+def _plotly_text(text: str) -> str:
+    return text.replace("\n", "<br>")
+
+
+def plotly_panels(fig_spec: Figure) -> list[dict]:
+    """A figure's panels as plotly figures ({data, layout}), one per panel: the page draws the same data the PNG
+    shows, interactively (hover for values)."""
+    out = []
+    for panel in fig_spec.panels:
+        data, layout = [], {"title": {"text": _plotly_text(panel.title), "font": {"size": 13}},
+                            "yaxis": {"title": {"text": panel.ylabel}}, "margin": {"t": 40, "b": 90},
+                            "legend": {"font": {"size": 10}}, "hovermode": "closest"}
+        if isinstance(panel, BarChart):
+            labels = [_plotly_text(lab) for lab in panel.labels]
+            for s in panel.series:
+                tr = {"type": "bar", "x": labels, "y": s.values, "name": s.label, "showlegend": bool(s.label),
+                      "marker": {"color": s.colors,
+                                 "pattern": {"shape": [("/" if h else "") for h in (s.hatches or [])]}}}
+                if s.yerr:
+                    tr["error_y"] = {"type": "data", "symmetric": False, "array": s.yerr[1], "arrayminus": s.yerr[0]}
+                if s.bottom is not None:
+                    tr["base"] = s.bottom
+                data.append(tr)
+            if panel.log:
+                layout["yaxis"]["type"] = "log"
+            layout["xaxis"] = {"tickfont": {"size": max(8, panel.label_size + 1)},
+                               "tickangle": -(panel.rotate or (30 if len(labels) > 6 else 0))}
+            if any(s.bottom is not None for s in panel.series):
+                layout["barmode"] = "overlay"
+        elif isinstance(panel, LineChart):
+            for ln in panel.lines:
+                dash = {"--": "dash", ":": "dot", "-.": "dashdot"}.get(ln.style, "solid")
+                data.append({"type": "scatter", "mode": "lines+markers" if ln.marker else "lines", "x": ln.x,
+                             "y": ln.y, "name": ln.label, "line": {"dash": dash, "color": ln.color}})
+            layout["xaxis"] = {"title": {"text": panel.xlabel}, "type": "log" if panel.logx else "linear"}
+            layout["shapes"] = [{"type": "line", "x0": x, "x1": x, "yref": "paper", "y0": 0, "y1": 1,
+                                 "line": {"dash": "dot", "color": "gray", "width": 1}} for x, _, _ in panel.marks]
+            layout["annotations"] = [{"x": x, "y": y, "text": _plotly_text(t), "showarrow": False, "xanchor": "left",
+                                      "font": {"size": 10}} for x, y, t in panel.marks]
+        else:  # Scatter
+            if panel.front:
+                xs, ys = zip(*sorted(panel.front))
+                data.append({"type": "scatter", "mode": "lines", "x": list(xs), "y": list(ys),
+                             "name": panel.front_label, "line": {"dash": "dash", "color": "gray"}})
+            data.append({"type": "scatter", "mode": "markers+text", "x": [p[0] for p in panel.points],
+                         "y": [p[1] for p in panel.points], "text": [p[2] for p in panel.points],
+                         "textposition": "top right", "marker": {"color": [p[3] for p in panel.points], "size": 10},
+                         "name": "", "showlegend": False})
+            layout["xaxis"] = {"title": {"text": panel.xlabel}, "type": "log" if panel.logx else "linear"}
+            if panel.logy:
+                layout["yaxis"]["type"] = "log"
+        out.append({"data": data, "layout": layout})
+    return out

@@ -88,7 +88,7 @@ def measured_section(df: pd.DataFrame) -> Section:
                              "TTFT s", "energy per repetition (median)", "J per output token", "idle W",
                              "rows from"], body))
 
-    llm = df[df["kind"] == "llm"]
+    llm = in_process[in_process["kind"] == "llm"]
     if not llm.empty:
         one = llm["machine"].nunique() == 1
         panels = []
@@ -603,7 +603,9 @@ def head(df: pd.DataFrame, results_dir: Path) -> list[str]:
 
 
 def write_report(results_dir: Path, out: Path | None = None, plots: bool = True,
-                 question: str | None = None) -> tuple[Path, list[str]]:
+                 question: str | None = None, page: bool = True) -> tuple[Path, list[str]]:
+    """REPORT.md with its PNG figures (``plots``) and report.html beside it (``page``: the same sections with
+    interactive charts, and the cost calculator)."""
     results_dir = Path(results_dir)
     out = Path(out) if out else results_dir / "REPORT.md"
     df, problems = rows.load(results_dir)
@@ -614,6 +616,10 @@ def write_report(results_dir: Path, out: Path | None = None, plots: bool = True,
     if problems:
         secs.append(Section("Result files left out", ["\n".join(f"- {p}" for p in problems)]))
     out.write_text(markdown(secs, head(df, results_dir)))
+    if page:
+        from .page import write_page
+
+        write_page(out.with_name("report.html"), secs, head(df, results_dir), df, choices())
     if plots:
         figdir = out.parent / "figures"
         figdir.mkdir(parents=True, exist_ok=True)

@@ -166,30 +166,44 @@ def _extra(df: pd.DataFrame) -> dict:
             "model": ", ".join(sorted(set(df["model"].dropna())))}
 
 
-def llm_unit(df: pd.DataFrame, prompt_tokens: int, output_tokens: int) -> LocalUnit:
-    """One request of (prompt, output) tokens from the LLM rows of one machine and workload: the medians of an
-    exactly matching test where there is one, else prompt ÷ pp rate + output ÷ tg rate at the measured power."""
+def llm_rates(df: pd.DataFrame) -> dict:
+    """What one machine and workload's LLM rows say about a request of any shape: per measured (prompt, output)
+    shape the median busy seconds and device energy, and the median pp and tg rates and busy power (energy ÷ wall
+    time) for other shapes. The report's page carries these figures and applies ``llm_unit``'s rule to them."""
     df = df[(df["kind"] == "llm") & ~df["test"].isin(QUALITY_TESTS)]  # a quality pass is not a request
     if df.empty:
         raise LookupError("no LLM rows")
-    src, est = _source(df)
-    exact = df[(df["prompt_tokens"] == prompt_tokens) & (df["output_tokens"] == output_tokens)]
-    if not exact.empty:
-        energy = exact["energy_j"].median() if exact["energy_j"].notna().any() else None
-        return LocalUnit(seconds=float(exact["wall_s"].median()), device_energy_j=energy, basis="measured",
-                         energy_source=src, estimated=est, rows=provenance(exact), **_extra(exact))
-    pp = df["pp_tokens_per_s"].dropna()
-    tg = df["tg_tokens_per_s"].dropna()
-    if tg.empty or (prompt_tokens and pp.empty):
-        raise LookupError("rows lack pp or tg throughput")
-    seconds = (prompt_tokens / pp.median() if prompt_tokens else 0.0) + output_tokens / tg.median()
+    exact = []
+    for (p, o), g in df[df["prompt_tokens"].notna() & df["output_tokens"].notna()].groupby(
+            ["prompt_tokens", "output_tokens"]):
+        exact.append({"prompt_tokens": int(p), "output_tokens": int(o), "seconds": float(g["wall_s"].median()),
+                      "energy_j": float(g["energy_j"].median()) if g["energy_j"].notna().any() else None,
+                      "rows": provenance(g)})
+    pp, tg = df["pp_tokens_per_s"].dropna(), df["tg_tokens_per_s"].dropna()
     with_energy = df[df["energy_j"].notna()]
-    energy = None
-    if not with_energy.empty:
-        power = (with_energy["energy_j"] / with_energy["wall_s"]).median()
-        energy = float(power * seconds)
+    return {"exact": exact, "pp_tokens_per_s": float(pp.median()) if not pp.empty else None,
+            "tg_tokens_per_s": float(tg.median()) if not tg.empty else None,
+            "power_w": float((with_energy["energy_j"] / with_energy["wall_s"]).median())
+            if not with_energy.empty else None, "rows": provenance(df)}
+
+
+def llm_unit(df: pd.DataFrame, prompt_tokens: int, output_tokens: int) -> LocalUnit:
+    """One request of (prompt, output) tokens from the LLM rows of one machine and workload: the medians of an
+    exactly matching test where there is one, else prompt ÷ pp rate + output ÷ tg rate at the measured power."""
+    r = llm_rates(df)
+    df = df[(df["kind"] == "llm") & ~df["test"].isin(QUALITY_TESTS)]
+    src, est = _source(df)
+    for e in r["exact"]:
+        if (e["prompt_tokens"], e["output_tokens"]) == (prompt_tokens, output_tokens):
+            g = df[(df["prompt_tokens"] == prompt_tokens) & (df["output_tokens"] == output_tokens)]
+            return LocalUnit(seconds=e["seconds"], device_energy_j=e["energy_j"], basis="measured",
+                             energy_source=src, estimated=est, rows=e["rows"], **_extra(g))
+    if r["tg_tokens_per_s"] is None or (prompt_tokens and r["pp_tokens_per_s"] is None):
+        raise LookupError("rows lack pp or tg throughput")
+    seconds = (prompt_tokens / r["pp_tokens_per_s"] if prompt_tokens else 0.0) + output_tokens / r["tg_tokens_per_s"]
+    energy = None if r["power_w"] is None else r["power_w"] * seconds
     return LocalUnit(seconds=seconds, device_energy_j=energy, basis="measured", energy_source=src, estimated=est,
-                     rows=provenance(df), **_extra(df))
+                     rows=r["rows"], **_extra(df))
 
 
 def priced_unit(df: pd.DataFrame, kind: str) -> LocalUnit:

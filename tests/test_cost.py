@@ -6,6 +6,8 @@ import pytest
 from analysis import catalog, cost, scenarios
 from analysis.catalog import UnknownName
 
+from .conftest import run_cli
+
 HAIKU = catalog.llm_price("claude-3-5-haiku")
 
 
@@ -266,3 +268,40 @@ def test_cost_with_a_latency_target_answers_from_the_measured_curve(tmp_path):
     r = run_cli("cost", "--requests-per-day", 1000, "--api", "gpt-4o-mini", "--build", "ci-cpu-vm",
                 "--results-dir", res, "--ttft-p95", "0.1")
     assert r.returncode == 2 and "no measured step meets" in r.stderr
+
+
+def test_time_of_use_is_the_mean_price_of_the_hours_on():
+    from analysis.commands import parse_tou
+
+    table = parse_tou("0-7:0.10,7-23:0.31,23-24:0.10")
+    assert table == [(0, 7, 0.10), (7, 23, 0.31), (23, 24, 0.10)]
+    assert cost.tou_usd_per_kwh(table, 10, 8) == pytest.approx(0.31)  # 8:00-18:00, all at the day rate
+    assert cost.tou_usd_per_kwh(table, 24, 0) == pytest.approx((7 * 0.10 + 16 * 0.31 + 1 * 0.10) / 24)
+    # 20:00 for 8 h, past midnight: 3 h at 0.31, then 5 h at 0.10
+    assert cost.tou_usd_per_kwh(table, 8, 20) == pytest.approx((3 * 0.31 + 5 * 0.10) / 8)
+    assert cost.tou_usd_per_kwh(table, 1.5, 6.5) == pytest.approx((0.5 * 0.10 + 1 * 0.31) / 1.5)
+
+
+@pytest.mark.parametrize("text", ["0-7:0.1,8-24:0.2", "0-7:0.1", "7-24:0.1", "0-24:-1", "0-24", "0-25:0.1", ""])
+def test_bad_time_of_use_tables_are_refused(text):
+    from analysis.commands import parse_tou
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--tou"):
+        parse_tou(text)
+
+
+def test_cost_json_has_every_figure_and_tou_changes_only_the_price():
+    import json
+
+    base = ["cost", "--json", "--requests-per-day", "1500", "--api", "claude-haiku-4-5", "--build", "rtx3090",
+            "--hours-per-day", "10"]
+    flat = json.loads(run_cli(*base, "--usd-per-kwh", "0.31").stdout)
+    tou = json.loads(run_cli(*base, "--tou", "0-7:0.10,7-23:0.31,23-24:0.10", "--on-from", "8").stdout)
+    assert tou["usd_per_kwh"] == pytest.approx(0.31)
+    assert tou["monthly"] == pytest.approx(flat["monthly"]) and tou["per_task"] == pytest.approx(flat["per_task"])
+    assert flat["monthly"]["all_in_usd"] == pytest.approx(flat["monthly"]["running_usd"]
+                                                          + flat["monthly"]["amortization_usd"])
+    assert flat["breakeven_months"] == pytest.approx(1310 / (flat["api_monthly_usd"] - flat["monthly"]["running_usd"]))
+    r = run_cli(*base, "--tou", "0-24:0.2", "--usd-per-kwh", "0.1")
+    assert r.returncode == 2 and "not both" in r.stderr

@@ -1,0 +1,378 @@
+/* shadowbench report page: the report's interactive charts and the cost calculator.
+ *
+ * The calculator is `shadowbench cost` in the browser. Its figures come from the JSON the report embedded
+ * (analysis/page.py); the functions under "the cost model" are analysis/cost.py's, one for one, with the same
+ * names in camelCase, and tests/test_page.py checks in Chromium that this page and `shadowbench cost --json` give
+ * the same numbers for many questions. Change a formula in one place and that test fails until the other follows.
+ */
+"use strict";
+(function () {
+  const D = JSON.parse(document.getElementById("sb-data").textContent);
+  const FIGS = JSON.parse(document.getElementById("sb-figures").textContent);
+  const CAL = D.calendar;
+  const PLOT_CONFIG = {displaylogo: false, responsive: true, typesetMath: false};
+
+  // ------------------------------------------------------------------ the cost model (analysis/cost.py)
+  const MONTHS_PER_YEAR = CAL.days_per_year / CAL.days_per_month;
+
+  function lifetimeMonths(b) { return b.lifetime_years * MONTHS_PER_YEAR; }
+
+  function wallEnergyJ(unit, b) {
+    if (unit.device_energy_j === null) return b.busy_wall_w * unit.seconds;
+    return unit.device_energy_j / b.psu_efficiency + b.platform_busy_w * unit.seconds;
+  }
+
+  function amortizationMonthly(b) {
+    return b.hardware_usd === null ? null : b.hardware_usd / lifetimeMonths(b);
+  }
+
+  function capacityPerDay(secondsPerTask, hoursOn) {
+    return secondsPerTask > 0 ? hoursOn * 3600 / secondsPerTask : null;
+  }
+
+  function localMonthly(unit, tasksPerDay, b, usdPerKwh, days, hoursOn) {
+    const busyH = tasksPerDay * unit.seconds / 3600;
+    const energyKwh = tasksPerDay * wallEnergyJ(unit, b) / CAL.j_per_kwh;
+    const idleKwh = (b.idle_wall_w === null ? 0 : b.idle_wall_w) * Math.max(0, hoursOn - busyH) / 1000;
+    return {energy_usd: energyKwh * usdPerKwh * days, idle_usd: idleKwh * usdPerKwh * days,
+            busy_hours_per_day: busyH, capacity_per_day: capacityPerDay(unit.seconds, hoursOn),
+            over_capacity: busyH > hoursOn, amortization_usd: amortizationMonthly(b), tasks_per_day: tasksPerDay};
+  }
+
+  function totalUsd(m) { return m.energy_usd + m.idle_usd; }  // LocalMonthly.total_usd: the running cost
+
+  function perTask(m) {  // LocalMonthly.per_task and TaskCost
+    const n = m.tasks_per_day * CAL.days_per_month;
+    const per = v => (n > 0 && v !== null) ? v / n : null;
+    const t = {energy_usd: per(m.energy_usd), idle_usd: per(m.idle_usd), amortization_usd: per(m.amortization_usd)};
+    t.running_usd = t.energy_usd === null ? null : t.energy_usd + (t.idle_usd || 0);
+    t.all_in_usd = (t.running_usd === null || t.amortization_usd === null) ? null : t.running_usd + t.amortization_usd;
+    return t;
+  }
+
+  function breakevenMonths(hardwareUsd, apiMonthly, localMonthlyUsd) {
+    if (hardwareUsd === null) return null;
+    const saving = apiMonthly - localMonthlyUsd;
+    return saving <= 0 ? null : hardwareUsd / saving;
+  }
+
+  function touUsdPerKwh(table, hoursOn, onFrom) {
+    let total = 0, t = onFrom;
+    const end = onFrom + hoursOn;
+    while (t < end - 1e-9) {
+      const h = t % 24;
+      const row = table.find(r => r[0] <= h && h < r[1]);
+      const step = Math.min(end - t, row[1] - h);
+      total += row[2] * step;
+      t += step;
+    }
+    return total / hoursOn;
+  }
+
+  function unitFromAnchor(b, kind, outputTokens) {  // cost.unit_from_anchor
+    const a = b.anchors[kind];
+    if (!a) return null;
+    let seconds;
+    if (kind === "llm") seconds = outputTokens / a.tg_tokens_per_s;
+    else if (kind === "stt") seconds = 60 * a.rtf;
+    else if (kind === "tts") seconds = a.rtf / a.chars_per_audio_s;
+    else seconds = a.s_per_image;
+    return {seconds: seconds, device_energy_j: null, estimated: false, basis: "anchor"};
+  }
+
+  // rows.llm_unit on the rows' figures (rows.llm_rates): an exactly measured shape, else pp and tg rates
+  function llmUnit(r, promptTokens, outputTokens) {
+    const e = r.exact.find(x => x.prompt_tokens === promptTokens && x.output_tokens === outputTokens);
+    if (e) return {seconds: e.seconds, device_energy_j: e.energy_j, rows: e.rows};
+    if (r.tg_tokens_per_s === null || (promptTokens && r.pp_tokens_per_s === null)) return null;
+    const seconds = (promptTokens ? promptTokens / r.pp_tokens_per_s : 0) + outputTokens / r.tg_tokens_per_s;
+    return {seconds: seconds, device_energy_j: r.power_w === null ? null : r.power_w * seconds, rows: r.rows};
+  }
+
+  function tierPrice(t, inputTokens) {  // genai-prices' "cliff" tiers, by the request's input tokens
+    for (let i = t.tiers.length - 1; i >= 0; i--) if (inputTokens > t.tiers[i][0]) return t.tiers[i][1];
+    return t.base;
+  }
+
+  function requestUsd(api, promptTokens, outputTokens) {  // catalog.LLMPrice.request_usd
+    return (promptTokens * tierPrice(api.in, promptTokens) + outputTokens * tierPrice(api.out, promptTokens)) / 1e6;
+  }
+
+  // `shadowbench cost --json` for one question (analysis/commands.py cmd_cost)
+  function answer(q) {
+    const b = Object.assign({}, D.builds[q.build], {hardware_usd: q.hardware_usd, lifetime_years: q.lifetime_years,
+                                                     hours_per_day: q.hours_per_day});
+    const hours = b.hours_per_day, days = CAL.days_per_month, n = q.tasks_per_day;
+    const kwh = q.tou ? touUsdPerKwh(q.tou, hours, q.on_from) : q.usd_per_kwh;
+    const api = D.apis[q.kind][q.api];
+    const apiPerTask = q.kind === "llm" ? requestUsd(api, q.prompt_tokens, q.output_tokens) : api.usd_per_unit;
+    const apiMonthly = apiPerTask * n * days;
+    let unit, opt = null;
+    if (q.basis === "anchor") {
+      unit = unitFromAnchor(b, q.kind, q.output_tokens);
+      if (!unit) return {error: `build ${q.build} has no ${q.kind} speed figure: pick measured rows or another build`};
+    } else {
+      opt = D.local.find(o => o.id === q.basis);
+      unit = q.kind === "llm" ? llmUnit(opt.llm, q.prompt_tokens, q.output_tokens)
+        : {seconds: opt.unit.seconds, device_energy_j: opt.unit.energy_j, rows: opt.rows};
+      if (!unit) return {error: "the rows lack the pp or tg rate this request needs"};
+      if (opt.idle_device_w !== null) b.idle_wall_w = opt.idle_device_w / b.psu_efficiency;
+    }
+    if (unit.device_energy_j === null && !b.busy_wall_w) {
+      return {error: `the rows have no energy and build ${q.build} has no busy wall-power figure`};
+    }
+    const local = localMonthly(unit, n, b, kwh, days, hours);
+    const tc = perTask(local);
+    const be = local.over_capacity ? null : breakevenMonths(b.hardware_usd, apiMonthly, totalUsd(local));
+    return {
+      kind: q.kind, tasks_per_day: n, api: q.api, build: q.build, usd_per_kwh: kwh, hours_per_day: hours,
+      api_per_task_usd: apiPerTask, api_monthly_usd: apiMonthly, local_basis: q.basis === "anchor" ? "anchor" : "measured",
+      estimated: !!(opt && opt.estimated), synthetic: !!(opt && opt.synthetic),
+      per_task: Object.assign({}, tc),
+      monthly: {energy_usd: local.energy_usd, idle_usd: local.idle_usd, running_usd: totalUsd(local),
+                amortization_usd: local.amortization_usd,
+                all_in_usd: local.amortization_usd === null ? null : totalUsd(local) + local.amortization_usd},
+      breakeven_months: be, over_capacity: local.over_capacity, capacity_per_day: local.capacity_per_day,
+      busy_hours_per_day: local.busy_hours_per_day, idle_wall_w: b.idle_wall_w,
+      rows: unit.rows || (b.anchors[q.kind] ? `builds.toml ${q.build}: ${b.anchors[q.kind].model || ""} (` +
+        `${b.anchors[q.kind].source || ""}), ${b.busy_wall_w} W at the wall while busy` : ""),
+      lifetime_months: lifetimeMonths(b), hardware_usd: b.hardware_usd,
+    };
+  }
+
+  // ------------------------------------------------------------------ the form
+  const KIND_LABEL = {llm: "LLM requests", stt: "speech-to-text (audio minutes)", tts: "text-to-speech (characters)",
+                      image: "images"};
+  const form = document.getElementById("inputs");
+  const outputs = document.getElementById("outputs");
+
+  function field(id, label, html, help) {
+    const w = document.createElement("div");
+    w.className = "field";
+    w.innerHTML = `<label for="${id}">${label}</label>${html}<span class="err" id="err-${id}" role="alert"></span>` +
+      (help ? `<span class="help">${help}</span>` : "");
+    form.appendChild(w);
+    return w;
+  }
+  const num = (id, label, value, help) =>
+    field(id, label, `<input id="${id}" name="${id}" type="text" inputmode="decimal" value="${value}">`, help);
+  const sel = (id, label, help) => field(id, label, `<select id="${id}" name="${id}"></select>`, help);
+  const $ = id => document.getElementById(id);
+  const esc = s => String(s).replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
+
+  function options(select, items, keep) {
+    const old = select.value;
+    select.innerHTML = items.map(([v, t]) => `<option value="${esc(v)}">${esc(t)}</option>`).join("");
+    if (keep && items.some(([v]) => v === old)) select.value = old;
+  }
+
+  sel("kind", "What to price");
+  sel("basis", "Local speed and energy from", "measured rows of a committed box, or a build's catalog speed");
+  sel("build", "Build (wall power, PSU, price)", "analysis/data/builds.toml");
+  num("tasks", "Volume per day", D.defaults.requests_per_day);
+  num("prompt", "Prompt tokens per request", D.defaults.prompt_tokens);
+  num("output", "Output tokens per request", D.defaults.output_tokens);
+  sel("api", "API to compare with");
+  num("kwh", "Electricity, $ per kWh", D.tariff.usd_per_kwh, D.tariff.source);
+  field("tou", "Time-of-use tariff (optional)",
+        `<input id="tou" name="tou" type="text" placeholder="0-7:0.10,7-23:0.31,23-24:0.10">`,
+        "hours from-to: $/kWh covering the day; replaces the flat price");
+  num("onfrom", "Box switched on at hour", 0, "with a time-of-use tariff");
+  num("hours", "Hours on per day", 8);
+  num("hardware", "Hardware price, $", 0, "0: already paid for");
+  num("lifetime", "Lifetime, years", 4);
+
+  options($("kind"), Object.keys(KIND_LABEL).filter(k => D.apis[k] && Object.keys(D.apis[k]).length)
+    .map(k => [k, KIND_LABEL[k]]));
+  options($("build"), Object.entries(D.builds).map(([id, b]) => [id, `${id}: ${b.label}`]));
+
+  function buildDefaults() {
+    const b = D.builds[$("build").value];
+    $("hours").value = b.hours_per_day;
+    $("hardware").value = b.hardware_usd === null ? 0 : b.hardware_usd;  // no price in the catalog: yours, or 0
+    $("lifetime").value = b.lifetime_years;
+  }
+
+  function kindChanged() {
+    const kind = $("kind").value;
+    const measured = D.local.filter(o => o.price_kind === kind).map(o => [o.id,
+      `measured: ${o.machine} / ${o.workload}` + (o.estimated ? " (ESTIMATED energy)" : "") +
+      (o.synthetic ? " (synthetic weights)" : "")]);
+    options($("basis"), [["anchor", "catalog speed figure of the build below"], ...measured], true);
+    const apis = Object.entries(D.apis[kind]).map(([id, a]) => [id, id + (a.note ? ` (${a.note})` : "")]);
+    options($("api"), apis, true);
+    if (kind === "llm" && D.apis.llm[D.defaults.api] && !apis.some(([v]) => v === $("api").dataset.user)) {
+      $("api").value = D.defaults.api;
+    }
+    for (const id of ["prompt", "output"]) $(id).closest(".field").hidden = kind !== "llm";
+    $("tasks").closest(".field").querySelector("label").textContent =
+      {llm: "Requests per day", stt: "Audio minutes per day", tts: "Characters per day", image: "Images per day"}[kind];
+  }
+
+  function basisChanged() {
+    const opt = D.local.find(o => o.id === $("basis").value);
+    if (opt && D.machines[opt.machine] && D.builds[D.machines[opt.machine]]) {
+      $("build").value = D.machines[opt.machine];
+      buildDefaults();
+    }
+  }
+
+  // ------------------------------------------------------------------ reading and checking the inputs
+  function parseTou(text) {
+    const rows = [];
+    let at = 0;
+    for (const part of text.split(",")) {
+      const m = part.trim().match(/^(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)$/);
+      if (!m) return null;
+      const [a, b, r] = [Number(m[1]), Number(m[2]), Number(m[3])];
+      if (a !== at || !(a < b && b <= 24)) return null;
+      rows.push([a, b, r]);
+      at = b;
+    }
+    return at === 24 ? rows : null;
+  }
+
+  function read() {
+    const errors = {};
+    const kind = $("kind").value;
+    function number(id, ok, msg, integer) {
+      const raw = $(id).value.trim();
+      if (raw === "") { errors[id] = "required"; return null; }
+      const v = Number(raw);
+      if (!Number.isFinite(v)) { errors[id] = "a number, please"; return null; }
+      if (integer && !Number.isInteger(v)) { errors[id] = "a whole number"; return null; }
+      if (!ok(v)) { errors[id] = msg; return null; }
+      return v;
+    }
+    const q = {kind: kind, basis: $("basis").value, build: $("build").value, api: $("api").value};
+    q.tasks_per_day = number("tasks", v => v >= 0, "0 or more");
+    q.prompt_tokens = kind === "llm" ? number("prompt", v => v >= 0, "0 or more", true) : 0;
+    q.output_tokens = kind === "llm" ? number("output", v => v >= 0, "0 or more", true) : 0;
+    q.hours_per_day = number("hours", v => v > 0 && v <= 24, "more than 0 and at most 24");
+    q.hardware_usd = number("hardware", v => v >= 0, "0 or more");
+    q.lifetime_years = number("lifetime", v => v > 0, "more than 0");
+    const tou = $("tou").value.trim();
+    if (tou) {
+      q.tou = parseTou(tou);
+      if (!q.tou) errors.tou = 'hour ranges covering 0-24 in order, like 0-7:0.10,7-23:0.31,23-24:0.10';
+      q.on_from = number("onfrom", v => v >= 0 && v < 24, "an hour from 0 to 23.99");
+    } else {
+      q.usd_per_kwh = number("kwh", v => v >= 0, "0 or more");
+    }
+    return {q, errors};
+  }
+
+  // ------------------------------------------------------------------ showing the answer
+  const money = (v, digits) => v === null ? "" : "$" + v.toLocaleString("en-US",
+    {minimumFractionDigits: digits, maximumFractionDigits: digits});
+  const perUnit = v => v === null ? "" : "$" + (v === 0 ? "0" : v.toPrecision(4));
+  function months(m) {
+    if (m === null) return "never";
+    return m >= 24 ? `${m.toFixed(1)} months (${(m * CAL.days_per_month / CAL.days_per_year).toFixed(1)} years)`
+      : `${m.toFixed(1)} months`;
+  }
+
+  function show() {
+    const {q, errors} = read();
+    for (const el of form.querySelectorAll(".err")) el.textContent = "";
+    for (const [id, msg] of Object.entries(errors)) $("err-" + id).textContent = msg;
+    const r = Object.keys(errors).length ? {error: "fix the marked fields"} : answer(q);
+    window.sbResult = r.error ? null : r;
+    if (r.error) {
+      outputs.innerHTML = `<p class="verdict bad">${esc(r.error)}</p>`;
+      Plotly.purge("cumulative");
+      return;
+    }
+    const unit = D.pricing[q.kind];
+    const scale = unit.display_scale, du = unit.display;
+    const labels = [r.estimated ? "<strong>ESTIMATED energy</strong> (no energy counter on that box)" : "",
+                    r.synthetic ? "<strong>synthetic weights</strong>: the pipeline's shape, not a real model" : ""]
+      .filter(Boolean).join("; ");
+    const saving = r.api_monthly_usd - r.monthly.running_usd;
+    let verdict;
+    if (r.over_capacity) {
+      const cap = r.capacity_per_day, extra = r.tasks_per_day - cap;
+      verdict = `OVER CAPACITY: the box serves ${Math.round(cap).toLocaleString("en-US")} ${unit.unit}s/day in ` +
+        `${r.hours_per_day} h; ${Math.round(extra).toLocaleString("en-US")}/day would overflow to the API ` +
+        `(${money(r.api_per_task_usd * extra * CAL.days_per_month, 2)}/month): no break-even at this volume`;
+    } else {
+      verdict = `local ${saving > 0 ? "saves" : "costs"} ${money(Math.abs(saving), 2)}/month to run ` +
+        `(API ${money(r.api_monthly_usd, 2)} vs local ${money(r.monthly.running_usd, 2)}); break-even: ` +
+        (r.hardware_usd === null ? "n/a (no hardware price)" : months(r.breakeven_months));
+    }
+    const row = (name, t, m, note, key) =>
+      `<tr><th scope="row">${name}</th><td data-key="per_task.${key}" data-value="${t === null ? "" : t}">` +
+      `${perUnit(t === null ? null : t * scale)}</td><td data-key="monthly.${key}" data-value="${m === null ? "" : m}">` +
+      `${money(m, 2)}</td><td>${note}</td></tr>`;
+    const api = D.apis[q.kind][q.api];
+    outputs.innerHTML = `
+      <p class="verdict ${r.over_capacity ? "bad" : saving > 0 ? "good" : "bad"}" id="verdict">${esc(verdict)}</p>
+      ${labels ? `<p class="label">${labels}</p>` : ""}
+      <table class="answer"><thead><tr><th></th><th>per ${esc(du)}</th><th>per month</th><th></th></tr></thead><tbody>
+      <tr><th scope="row">API</th><td data-key="api_per_task_usd" data-value="${r.api_per_task_usd}">` +
+      `${perUnit(r.api_per_task_usd * scale)}</td><td data-key="api_monthly_usd" data-value="${r.api_monthly_usd}">` +
+      `${money(r.api_monthly_usd, 2)}</td><td>${esc(q.api)}</td></tr>
+      ${row("local energy at the wall", r.per_task.energy_usd, r.monthly.energy_usd, `${r.busy_hours_per_day.toFixed(2)} busy h/day`, "energy_usd")}
+      ${row("local idle share", r.per_task.idle_usd, r.monthly.idle_usd, `${r.idle_wall_w === null ? "idle power unknown: not charged" : r.idle_wall_w.toPrecision(3) + " W idle at the wall"}`, "idle_usd")}
+      ${row("local running", r.per_task.running_usd, r.monthly.running_usd, "energy + idle", "running_usd")}
+      ${row("hardware amortization", r.per_task.amortization_usd, r.monthly.amortization_usd, r.hardware_usd === null ? "no price" : `${money(r.hardware_usd, 0)} over ${q.lifetime_years} years`, "amortization_usd")}
+      ${row("local all-in", r.per_task.all_in_usd, r.monthly.all_in_usd, "running + amortization", "all_in_usd")}
+      </tbody></table>
+      <p id="breakeven" data-value="${r.breakeven_months === null ? "" : r.breakeven_months}">Break-even: <strong>${
+        r.over_capacity ? "none (over capacity)" : r.hardware_usd === null ? "n/a (no hardware price)" : months(r.breakeven_months)}</strong></p>
+      <p id="capacity" data-value="${r.capacity_per_day === null ? "" : r.capacity_per_day}">Capacity: ${
+        r.capacity_per_day === null ? "not checked" : Math.round(r.capacity_per_day).toLocaleString("en-US") +
+        ` ${unit.unit}s/day in ${r.hours_per_day} h`} — ${r.over_capacity ? "<strong>the volume does not fit</strong>" : "the volume fits"}</p>`;
+    $("calc-sources").innerHTML = `Local figures: ${esc(r.rows)}. API: ${esc(q.api)}, ${esc(api.source)}, ` +
+      `${esc(api.as_of)}${api.note ? " (" + esc(api.note) + ")" : ""}. Electricity: $${r.usd_per_kwh.toPrecision(4)}/kWh` +
+      `${q.tou ? " (mean of the hours on, from the time-of-use table)" : ""}. Build: ${esc(D.builds[q.build].source)}. ` +
+      `${esc(CAL.text)}.`;
+    drawCumulative(r);
+  }
+
+  function drawCumulative(r) {
+    const horizon = Math.max(24, Math.ceil(r.lifetime_months));
+    const xs = Array.from({length: horizon + 1}, (_, i) => i);
+    const hw = r.hardware_usd || 0;
+    const traces = [
+      {x: xs, y: xs.map(m => r.api_monthly_usd * m), name: `API ${r.api}`, mode: "lines", line: {color: "#C44E52"}},
+      {x: xs, y: xs.map(m => hw + r.monthly.running_usd * m), name: "local: hardware + running",
+       mode: "lines", line: {color: "#55A868"}},
+    ];
+    const layout = {title: {text: "Cumulative cost", font: {size: 13}}, xaxis: {title: {text: "months"}},
+                    yaxis: {title: {text: "$"}}, margin: {t: 40}, shapes: [], annotations: []};
+    if (!r.over_capacity && r.breakeven_months !== null && r.breakeven_months <= horizon) {
+      const be = r.breakeven_months;
+      layout.shapes.push({type: "line", x0: be, x1: be, yref: "paper", y0: 0, y1: 1,
+                          line: {dash: "dot", color: "gray", width: 1}});
+      layout.annotations.push({x: be, y: r.api_monthly_usd * be, text: `break-even ${be.toFixed(1)} months`,
+                               showarrow: true, arrowhead: 2});
+    }
+    Plotly.react("cumulative", traces, layout, PLOT_CONFIG);
+  }
+
+  $("kind").addEventListener("change", () => { kindChanged(); show(); });
+  $("basis").addEventListener("change", () => { basisChanged(); show(); });
+  $("build").addEventListener("change", () => { buildDefaults(); show(); });
+  $("api").addEventListener("change", () => { $("api").dataset.user = $("api").value; show(); });
+  for (const el of form.querySelectorAll("input")) el.addEventListener("input", show);
+  form.addEventListener("submit", e => e.preventDefault());
+
+  $("build").value = D.builds[D.defaults.build] ? D.defaults.build : Object.keys(D.builds)[0];
+  kindChanged();
+  buildDefaults();
+  show();
+
+  // ------------------------------------------------------------------ the report's charts
+  for (const [key, panels] of Object.entries(FIGS)) {
+    const box = document.getElementById("fig-" + key);
+    if (!box) continue;
+    for (const p of panels) {
+      const div = document.createElement("div");
+      div.className = "panel";
+      box.appendChild(div);
+      Plotly.newPlot(div, p.data, p.layout, PLOT_CONFIG);
+    }
+  }
+  window.sbAnswer = answer;  // the model, for tests and for the curious (console: sbAnswer({...}))
+})();

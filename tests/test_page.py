@@ -1,0 +1,213 @@
+"""The report page (results/report.html) in a real browser: Debian's Chromium driven by Playwright, the file opened
+from disk. Its calculator must give `shadowbench cost --json`'s numbers for many questions (the two cost models are
+pinned together here), load with no network and no console error, react to its inputs and refuse bad ones."""
+import contextlib
+import io
+import json
+import math
+import random
+import shutil
+
+import pytest
+
+from analysis.report import write_report
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert exe, "Chromium is not installed: `make browser` installs Debian's package"
+    return exe
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    results = tmp_path_factory.mktemp("site") / "results"
+    for machine in (REPO / "results").iterdir():
+        if machine.is_dir() and machine.name != "figures":
+            shutil.copytree(machine, results / machine.name)
+    write_report(results, plots=False)
+    return results
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, site):
+    pg = browser.new_page(viewport={"width": 1280, "height": 900})
+    pg.requests, pg.problems = [], []
+    pg.on("request", lambda r: pg.requests.append(r.url))
+    pg.on("console", lambda m: pg.problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    pg.on("pageerror", lambda e: pg.problems.append(f"pageerror: {e}"))
+    pg.goto((site / "report.html").as_uri())
+    pg.wait_for_function("window.sbResult !== undefined")
+    yield pg
+    pg.close()
+
+
+def cost_json(site, args: list[str]) -> dict:
+    from shadowbench.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(["cost", "--json", "--results-dir", str(site), *args])
+    assert status == 0, out.getvalue()
+    return json.loads(out.getvalue())
+
+
+def ask(pg, q: dict) -> dict | None:
+    """Put a question into the page's form the way a person would, and read the page's answer."""
+    pg.select_option("#kind", q["kind"])
+    pg.select_option("#basis", q["basis"])
+    pg.select_option("#build", q["build"])
+    pg.select_option("#api", q["api"])
+    fields = {"tasks": q["n"], "hours": q["hours"], "hardware": q["hardware"], "lifetime": q["lifetime"],
+              "tou": q.get("tou", ""), "onfrom": q.get("on_from", 0), "kwh": q.get("kwh", 0.12)}
+    if q["kind"] == "llm":
+        fields |= {"prompt": q["prompt"], "output": q["output"]}
+    for fid, v in fields.items():
+        pg.fill(f"#{fid}", str(v))
+    return pg.evaluate("window.sbResult")
+
+
+def cli_args(q: dict) -> list[str]:
+    a = ["--kind", q["kind"], "--requests-per-day", str(q["n"]), "--api", q["api"], "--build", q["build"],
+         "--hours-per-day", str(q["hours"]), "--hardware-usd", str(q["hardware"]),
+         "--lifetime-years", str(q["lifetime"])]
+    if q["kind"] == "llm":
+        a += ["--prompt-tokens", str(q["prompt"]), "--output-tokens", str(q["output"])]
+    a += ["--tou", q["tou"], "--on-from", str(q["on_from"])] if q.get("tou") else ["--usd-per-kwh", str(q["kwh"])]
+    if q["basis"] == "anchor":
+        a += ["--local-power", "anchor"]
+    else:
+        machine, workload, _ = q["basis"].split("|")
+        a += ["--local-power", "measured", "--machine", machine, "--workload", workload]
+    return a
+
+
+def questions(data: dict, count: int) -> list[dict]:
+    """Questions over every kind, basis and API the page offers: zero volumes, volumes beyond capacity, "never",
+    time-of-use tariffs, long prompts past an API's price tier."""
+    rng = random.Random(20261125)
+    out = []
+    for i in range(count):
+        kind = ["llm", "llm", "stt", "tts", "image"][i % 5]
+        builds_ = [b for b, v in data["builds"].items() if kind in v["anchors"]]
+        measured = [o["id"] for o in data["local"] if o["price_kind"] == kind]
+        basis = rng.choice(["anchor"] * bool(builds_) + measured * 2)
+        build = rng.choice(builds_) if basis == "anchor" else rng.choice(list(data["builds"]))
+        if basis != "anchor" and not data["builds"][build]["busy_wall_w"]:
+            pass  # measured rows carry energy: a build without wall power is fine for them
+        unit_n = {"llm": [0, 50, 700, 2000, 30000, 2_000_000], "stt": [0, 30, 600, 50_000],
+                  "tts": [0, 20_000, 2_000_000, 5e8], "image": [0, 10, 500, 100_000]}[kind]
+        q = {"kind": kind, "basis": basis, "build": build, "api": rng.choice(sorted(data["apis"][kind])),
+             "n": rng.choice(unit_n), "hours": rng.choice([1, 4, 8, 12.5, 24]),
+             "hardware": rng.choice([0, 740, 1310, 2500.5]), "lifetime": rng.choice([1, 3, 4, 6.5]),
+             "prompt": rng.choice([0, 100, 500, 4000, 250_000]), "output": rng.choice([1, 50, 200, 1000])}
+        if i % 4 == 3:
+            q["tou"], q["on_from"] = rng.choice(["0-7:0.10,7-23:0.31,23-24:0.10", "0-24:0.2",
+                                                  "0-6:0.05,6-18:0.4,18-24:0.25"]), rng.choice([0, 8, 20.5])
+        else:
+            q["kwh"] = rng.choice([0, 0.12, 0.31, 5])
+        out.append(q)
+    return out
+
+
+NUMBERS = ["api_per_task_usd", "api_monthly_usd", "usd_per_kwh", "breakeven_months", "capacity_per_day",
+           "busy_hours_per_day", "idle_wall_w"]
+
+
+def _same(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_calculator_gives_shadowbench_costs_numbers(page, site):
+    data = json.loads(page.eval_on_selector("#sb-data", "e => e.textContent"))
+    qs = questions(data, 60)
+    kinds_seen, over, never, zero = set(), 0, 0, 0
+    for q in qs:
+        got = ask(page, q)
+        want = cost_json(site, cli_args(q))
+        assert got is not None, (q, page.inner_text("#outputs"))
+        for k in NUMBERS:
+            assert _same(got[k], want[k]), (k, got[k], want[k], q)
+        for part in ("per_task", "monthly"):
+            for k, v in want[part].items():
+                assert _same(got[part][k], v), (part, k, got[part][k], v, q)
+        assert got["over_capacity"] == want["over_capacity"] and got["estimated"] == want["estimated"], q
+        # what the page shows: monthly figures to the cent, per task to 3 significant figures
+        for key, v in [("api_monthly_usd", want["api_monthly_usd"])] + [
+                (f"monthly.{k}", v) for k, v in want["monthly"].items()]:
+            shown = page.inner_text(f'#outputs td[data-key="{key}"]')
+            assert (shown == "") == (v is None), (key, shown, v, q)
+            if v is not None:  # to the cent (a half cent may round either way)
+                assert shown.startswith("$") and abs(float(shown[1:].replace(",", "")) - v) <= 0.005 + 1e-9, (
+                    key, shown, v, q)
+        for k, v in want["per_task"].items():
+            shown = page.inner_text(f'#outputs td[data-key="per_task.{k}"]').lstrip("$")
+            scale = data["pricing"][q["kind"]]["display_scale"]
+            assert (shown == "") == (v is None) and (v is None or v == 0 or
+                                                     float(shown) == pytest.approx(v * scale, rel=5e-3)), (k, shown, v)
+        kinds_seen.add(q["kind"])
+        over += want["over_capacity"]
+        never += want["breakeven_months"] is None and not want["over_capacity"]
+        zero += q["n"] == 0
+    assert kinds_seen == {"llm", "stt", "tts", "image"}
+    assert over >= 3 and never >= 3 and zero >= 3, (over, never, zero)
+    assert page.problems == []
+
+
+def test_page_is_one_file_with_no_network_and_draws_its_charts(page, site, tmp_path):
+    assert page.requests == [(site / "report.html").as_uri()]
+    assert page.problems == []
+    assert page.locator("#report table").count() >= 5  # the report's tables
+    assert page.locator("#report .figure .panel .main-svg").count() >= 6  # its charts, drawn by plotly
+    assert page.locator("#cumulative .main-svg").count() >= 1
+    text = page.inner_text("#report")
+    assert "ESTIMATED" in text and "What a quantization costs in quality" in text
+    shot = tmp_path / "page.png"
+    page.screenshot(path=str(shot))
+    from PIL import Image, ImageStat
+
+    img = Image.open(shot).convert("L")
+    assert img.size == (1280, 900)
+    assert ImageStat.Stat(img).stddev[0] > 20  # not a blank page
+
+
+def test_moving_an_input_moves_the_answer(page):
+    before = page.evaluate("window.sbResult")
+    verdict = page.inner_text("#verdict")
+    page.fill("#kwh", "0.45")
+    assert page.inner_text("#verdict") != verdict
+    assert page.evaluate("window.sbResult")["monthly"]["energy_usd"] > before["monthly"]["energy_usd"]
+    page.fill("#tasks", str(before["tasks_per_day"] * 10))
+    after = page.evaluate("window.sbResult")
+    assert after["api_monthly_usd"] == pytest.approx(before["api_monthly_usd"] * 10)
+    assert after["over_capacity"] and "OVER CAPACITY" in page.inner_text("#verdict")
+    assert "would overflow to the API" in page.inner_text("#verdict")
+
+
+@pytest.mark.parametrize("fid, value, message", [
+    ("tasks", "-5", "0 or more"), ("hours", "30", "at most 24"), ("hours", "0", "more than 0"),
+    ("lifetime", "", "required"), ("kwh", "abc", "a number"), ("prompt", "12.5", "whole number"),
+    ("tou", "0-7:0.1,8-24:0.2", "covering 0-24"),
+])
+def test_bad_input_is_named_beside_its_field_never_nan(page, fid, value, message):
+    page.fill(f"#{fid}", value)
+    assert message in page.inner_text(f"#err-{fid}")
+    assert page.evaluate("window.sbResult") is None
+    out = page.inner_text("#outputs")
+    assert "fix the marked fields" in out and "NaN" not in out and "NaN" not in page.inner_text("#calculator")
