@@ -70,6 +70,17 @@ def register(sub) -> None:
     cp.add_argument("--format", choices=["table", "md", "csv", "json"], default="table")
     cp.set_defaults(func=cmd_compare)
 
+    ad = sub.add_parser("advise", help="the guides' decision framework on your mix of work: per task local, API or "
+                        "hybrid and why, and the month's totals")
+    ad.add_argument("mix", help="a mix file (analysis/scenarios/case-*.toml are the guides' case studies)")
+    box = ad.add_mutually_exclusive_group()
+    box.add_argument("--machine", help="price local work from this committed machine's rows (results/<machine>/)")
+    box.add_argument("--build", help="price it from this build's catalog figures (default: the mix's build)")
+    ad.add_argument("--results-dir", default="results")
+    ad.add_argument("--usd-per-kwh", type=float)
+    ad.add_argument("--hours-per-day", type=float)
+    ad.set_defaults(func=cmd_advise)
+
     rp = sub.add_parser("report", help="write results/REPORT.md and its plots from every committed result file")
     rp.add_argument("--out", default=None, help="report file (default: RESULTS_DIR/REPORT.md)")
     question_arguments(rp, required=False)  # with --requests-per-day, --api and --build: a "your question" section
@@ -111,6 +122,22 @@ def _question_text(args) -> str | None:
     with contextlib.redirect_stdout(buf):
         cmd_cost(args)
     return buf.getvalue()
+
+
+def cmd_advise(args) -> int:
+    import math
+
+    from .advise import advise, render
+
+    for flag, v, ok, expected in (("--usd-per-kwh", args.usd_per_kwh, lambda x: x >= 0, "a price >= 0"),
+                                  ("--hours-per-day", args.hours_per_day, lambda x: 0 < x <= 24,
+                                   "a number of hours > 0 and <= 24")):
+        if v is not None and not (math.isfinite(v) and ok(v)):
+            raise ConfigError("<command line>", flag, expected, str(v))
+    a = advise(args.mix, machine=args.machine, build=args.build, results_dir=Path(args.results_dir),
+               usd_per_kwh=args.usd_per_kwh, hours_per_day=args.hours_per_day)
+    print(render(a))
+    return 0
 
 
 def cmd_report(args) -> int:

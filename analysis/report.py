@@ -577,10 +577,44 @@ def quality_section(df: pd.DataFrame) -> Section | None:
     return sec
 
 
+def decision_section(df: pd.DataFrame) -> Section:
+    """`shadowbench advise` on the guides' case studies and routing pattern (their builds' catalog figures), and on
+    each committed machine with rows."""
+    from . import advise
+
+    g = advise.guide_thresholds()
+    sec = Section("Decisions for the guides' case studies", [
+        "`shadowbench advise MIX` per task: local, API or hybrid and why, from the one cost model (each task priced "
+        "as `shadowbench cost` prices it alone; the box's hours shared out, private work first; idle hours and "
+        f"hardware counted once). Constraints: `private = true` makes local mandatory, `needs = \"frontier\"` the "
+        f"API. The guides' thresholds, for comparison: {g['text']} ({g['source']}); the measured crossover of each "
+        f"task is in its reason. {cost.CALENDAR}."])
+    machines = sorted(set(df["machine"])) if not df.empty else []
+    for mix in [*sorted(scenarios.SCENARIOS.glob("case-*.toml")), scenarios.SCENARIOS / "routing-homelab.toml"]:
+        for machine in [None, *machines]:
+            try:
+                a = advise.advise(mix, machine=machine, rows_df=df)
+            except Exception:  # noqa: BLE001 - a machine whose rows cannot price the mix is left out
+                continue
+            where = (f"on {machine}'s rows" + (" (ESTIMATED energy)" if df[df["machine"] == machine]["estimated"]
+                                               .any() else "") if machine else f"on {a.build.id}'s catalog figures")
+            body = [[ln.task.name, f"{ln.task.per_day:,.4g}/day", ln.verdict, ln.reason,
+                     f"{ln.basis}; {ln.quality}" if ln.local_share > 0 and ln.quality else ""] for ln in a.lines]
+            tot = (f"Per month: all API ${a.all_api.all_in_usd:,.2f}; all local where allowed "
+                   f"${a.all_local.all_in_usd:,.2f}; recommended ${a.recommended.all_in_usd:,.2f}"
+                   + ("" if a.recommended.local is None or a.build.hardware_usd is None else
+                      f"; the box pays back in {cost.fmt_months(a.breakeven_months)}")
+                   + (f". The guide's verdict: {a.mix.guide_verdict}." if a.mix.guide_verdict else ".")
+                   + "".join(f" Note: {n}." for n in a.notes))
+            sec.blocks += [f"**{a.mix.title}**, {where}.",
+                           Table(["task", "volume", "verdict", "why", "local figures and quality"], body), tot]
+    return sec
+
+
 def sections(df: pd.DataFrame) -> list[Section]:
     out = [measured_section(df), comparison_section(df), serving_section(df), cost_per_request_section(df),
-           quality_section(df), unit_cost_section(df), scenarios_section(), volume_sweep_section(),
-           routing_section(df)]
+           quality_section(df), unit_cost_section(df), scenarios_section(), decision_section(df),
+           volume_sweep_section(), routing_section(df)]
     return [s for s in out if s is not None]
 
 

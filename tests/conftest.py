@@ -30,6 +30,21 @@ def run_cli(*args, timeout=600, **kw) -> subprocess.CompletedProcess:
                           timeout=timeout, cwd=REPO, env=env, **kw)
 
 
+def cost_json(results_dir, args: list[str]) -> dict:
+    """`shadowbench cost --json` run in this process (no interpreter start per question)."""
+    import contextlib
+    import io
+    import json
+
+    from shadowbench.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = main(["cost", "--json", "--results-dir", str(results_dir), *args])
+    assert status == 0, out.getvalue()
+    return json.loads(out.getvalue())
+
+
 TINY_LLM_SUITE = """
 [suite]
 name = "tiny"

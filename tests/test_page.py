@@ -1,8 +1,6 @@
 """The report page (results/report.html) in a real browser: Debian's Chromium driven by Playwright, the file opened
 from disk. Its calculator must give `shadowbench cost --json`'s numbers for many questions (the two cost models are
 pinned together here), load with no network and no console error, react to its inputs and refuse bad ones."""
-import contextlib
-import io
 import json
 import math
 import random
@@ -12,7 +10,7 @@ import pytest
 
 from analysis.report import write_report
 
-from .conftest import REPO
+from .conftest import REPO, cost_json
 
 pytestmark = pytest.mark.slow
 
@@ -54,16 +52,6 @@ def page(browser, site):
     pg.wait_for_function("window.sbResult !== undefined")
     yield pg
     pg.close()
-
-
-def cost_json(site, args: list[str]) -> dict:
-    from shadowbench.cli import main
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        status = main(["cost", "--json", "--results-dir", str(site), *args])
-    assert status == 0, out.getvalue()
-    return json.loads(out.getvalue())
 
 
 def ask(pg, q: dict) -> dict | None:
