@@ -91,7 +91,7 @@ slow: setup browser
 	$(BIN)/python -m pytest -q -m slow
 
 columns: deps
-	$(BIN)/shadowbench columns
+	$(BIN)/shadowbench columns --write
 
 perf-check: setup
 	$(BIN)/python -m bench.perfcheck

@@ -70,6 +70,12 @@ def register(sub) -> None:
     cp.add_argument("--format", choices=["table", "md", "csv", "json"], default="table")
     cp.set_defaults(func=cmd_compare)
 
+    ca = sub.add_parser("calibrate", help="measured wall figures of a machine (idle watts, wall ÷ device energy) from "
+                        "its rows with a smart plug, written to results/<machine>/calibration.toml")
+    ca.add_argument("--machine", required=True)
+    ca.add_argument("--results-dir", default="results")
+    ca.set_defaults(func=cmd_calibrate)
+
     ad = sub.add_parser("advise", help="the guides' decision framework on your mix of work: per task local, API or "
                         "hybrid and why, and the month's totals")
     ad.add_argument("mix", help="a mix file (analysis/scenarios/case-*.toml are the guides' case studies)")
@@ -122,6 +128,20 @@ def _question_text(args) -> str | None:
     with contextlib.redirect_stdout(buf):
         cmd_cost(args)
     return buf.getvalue()
+
+
+def cmd_calibrate(args) -> int:
+    from .calibration import calibrate
+
+    path, cal = calibrate(Path(args.results_dir), args.machine)
+    print(f"wrote {path}")
+    print(f"idle at the wall: {cal.idle_w:.1f} W" if cal.idle_w is not None else
+          "idle at the wall: not measured (no run with an idle baseline and a plug)")
+    print(f"wall ÷ devices under load: {cal.ratio:.3f} (median of all rows)")
+    for name, v in sorted(cal.workloads.items()):
+        print(f"  {name}: {v['ratio']:.3f}, {v['overhead_w']:.1f} W above the devices, {v['rows']} rows")
+    print(f"`shadowbench cost --machine {args.machine} ...` now prices idle and overhead from it")
+    return 0
 
 
 def cmd_advise(args) -> int:
@@ -433,7 +453,20 @@ def cmd_cost(args) -> int:
         if got is not None and want is not None and got * 10 < want:
             lines.append(f"warning: the rows are of {unit.model} (~{got:g}B parameters); build {b.id}'s reference "
                          f"model is {ref_model} ({want:g}B): these speeds and energies are not that model's")
-        if (unit is not None and unit.idle_device_w is not None and args.idle_w is None
+        cal = None
+        if unit is not None:
+            from . import calibration
+
+            mapped = [m for m, bid in catalog.machine_builds().items() if bid == b.id]
+            cal = calibration.load(Path(args.results_dir), args.machine or (mapped[0] if len(mapped) == 1 else None))
+        if cal is not None:  # the plug's measurements replace the build's assumptions (the user's flags still win)
+            b2, said = cal.apply(b, args.workload)
+            for field_, flag in (("psu_efficiency", args.psu_efficiency), ("platform_busy_w", args.platform_w),
+                                 ("idle_wall_w", args.idle_w if not args.box_on_anyway else b.idle_wall_w)):
+                if flag is None and field_ in said:
+                    b = replace(b, **{field_: getattr(b2, field_)})
+                    sources[field_] = said[field_]
+        elif (unit is not None and unit.idle_device_w is not None and args.idle_w is None
                 and not args.box_on_anyway):
             idle = unit.idle_device_w / b.psu_efficiency
             b = replace(b, idle_wall_w=idle)
@@ -487,7 +520,10 @@ def cmd_cost(args) -> int:
                         "all_in_usd": local.total_usd if own else local.all_in_usd},
             "breakeven_months": be, "over_capacity": local.over_capacity,
             "capacity_per_day": local.capacity_per_day, "busy_hours_per_day": local.busy_hours_per_day,
-            "idle_wall_w": b.idle_wall_w, "warnings": lines + [f"note: {note}"] * bool(note)}))
+            "idle_wall_w": b.idle_wall_w, "psu_efficiency": b.psu_efficiency, "platform_busy_w": b.platform_busy_w,
+            "wall_basis": "measured at the wall" if any(v.startswith("measured at the wall")
+                                                        for v in sources.values()) else "assumed (builds.toml)",
+            "warnings": lines + [f"note: {note}"] * bool(note)}))
         return 0
     if local.over_capacity:
         cap = local.capacity_per_day
@@ -531,6 +567,10 @@ def cmd_cost(args) -> int:
     ]
     for name_, value, source in figures:
         print(f"  {name_}: {value}  [{source}]")
+    measured_wall = [v for v in sources.values() if v.startswith("measured at the wall")]
+    print("  wall power: " + (measured_wall[0].split(":")[0] if measured_wall else
+                              "assumed (builds.toml): PSU efficiency, platform and idle watts are not measured here; "
+                              "`shadowbench calibrate` a machine with a smart plug to measure them"))
     if args.kind == "llm" and price.batch_in is not None:
         batch = (args.prompt_tokens * price.batch_in + args.output_tokens * price.batch_out) / 1e6
         print(f"  API batch price: ${price.batch_in:g}/${price.batch_out:g} per 1M -> ${batch * n * days:,.2f}/month "

@@ -122,7 +122,14 @@ COMMON = [
     C("net_energy_j", "energy", float, "J", "energy_j - idle_power_w x wall_s", derive=_net_energy),
     C("avg_power_w", "energy", float, "W", "energy_j / wall_s"),
     C("peak_power_w", "energy", float, "W", "highest sampled power in the window"),
-    C("flags", "energy", str, "", "gpu_lost, nvml_counter_vs_power_mismatch, sampler_error (; separated)"),
+    C("flags", "energy", str, "", "gpu_lost, nvml_counter_vs_power_mismatch, sampler_error, wall_unavailable "
+      "(; separated)"),
+    C("wall_energy_j", "energy", float, "J", "energy of the window at the wall: the whole box through its smart plug "
+      "(beside energy_j, not added to it); empty when no plug is configured or it did not answer", better="lower"),
+    C("wall_avg_power_w", "energy", float, "W", "wall_energy_j / wall_s"),
+    C("wall_source", "energy", str, "", "how wall_energy_j was obtained: <plug>_counter (its cumulative counter) or "
+      "<plug>_power_integrated (its power readings integrated), plug one of shelly, tasmota, homeassistant, kasa"),
+    C("wall_idle_power_w", "energy", float, "W", "idle baseline at the wall, measured before the suite"),
     C("energy_note", "energy", str, "", "what an estimate assumed"),
     C("gpu_energy_counter_j", "gpu", float, "J", "NVML energy counter over the window"),
     C("gpu_energy_integrated_j", "gpu", float, "J", "NVML instantaneous power integrated over the window"),

@@ -51,7 +51,13 @@ def cmd_run(args) -> int:
             if input(f"download {download_gb:.1f} GB of models? [y/N] ").strip().lower() not in ("y", "yes"):
                 err.print("nothing downloaded; `shadowbench plan` shows what each workload needs", markup=False)
                 return 2
-    meter, report = build_meter(args.meter or suite.energy.meter, suite.energy.cpu_w_per_core, suite.energy.sample_hz)
+    from .energy.wall import configured_url
+
+    wall, wall_from = configured_url(args.wall)
+    meter, report = build_meter(args.meter or suite.energy.meter, suite.energy.cpu_w_per_core, suite.energy.sample_hz,
+                                wall=wall)
+    if wall:
+        report.append(f"wall plug from {wall_from}")
     runner = Runner(suite, meter, Path(args.results_dir), machine, gpus, console=err,
                     show_progress=not args.no_progress, idle_s=args.idle_s)
     for line in report:
@@ -102,11 +108,24 @@ def cmd_env(args) -> int:
     print(f"git: {info['git_sha'] or 'not a git checkout'}{' (dirty)' if info['git_dirty'] == 'true' else ''}")
     print("packages: " + ", ".join(info["packages"].split(";")))
     from .energy import build_meter
+    from .energy.wall import configured_url
 
-    meter, report = build_meter("auto")
-    meter.close()
-    for line in report:
-        print(f"meter {line}")
+    wall, wall_from = configured_url(args.wall)
+    meter, report = build_meter("auto", wall=wall)
+    try:
+        for line in report:
+            print(f"meter {line}")
+        part = next((p for p in getattr(meter, "parts", []) if p.domain == "wall"), None)
+        if wall and part is not None:
+            part.poll()
+            live = part.power_w()
+            print(f"wall: {part.protocol.describe()} (from {wall_from}): " + (f"{live:.1f} W now" if live is not None
+                  else "no reading: " + "; ".join(part.errors[-1:])))
+        elif not wall:
+            print("wall: no smart plug configured (--wall URL, SHADOWBENCH_WALL, or [energy] wall in "
+                  "~/.config/shadowbench/machine.toml)")
+    finally:
+        meter.close()
     return 0
 
 
@@ -268,9 +287,18 @@ def cmd_plan(args) -> int:
 
 
 def cmd_columns(args) -> int:
+    import re
+
     from . import columns
 
-    print(columns.markdown_table())
+    if not args.write:
+        print(columns.markdown_table())
+        return 0
+    doc = Path(__file__).resolve().parent.parent / "docs" / "result-columns.md"
+    text = re.sub(r"(<!-- columns:start -->\n)(.*?)(\n<!-- columns:end -->)",
+                  lambda m: m.group(1) + columns.markdown_table() + m.group(3), doc.read_text(), flags=re.S)
+    doc.write_text(text)
+    print(f"wrote the column table into {doc}")
     return 0
 
 
@@ -290,6 +318,10 @@ def register(sub) -> None:
                    help=f"download more than {ASK_ABOVE_GB:g} GB of models without asking")
     r.add_argument("--idle-s", type=float, default=None,
                    help="seconds of idle baseline before the suite (default: the suite's [energy] idle_s, 10)")
+    r.add_argument("--wall", default=None, metavar="URL",
+                   help="the smart plug the box is plugged into: shelly://HOST, tasmota://HOST, "
+                        "homeassistant://HOST:8123/sensor.ENTITY, kasa://HOST (default: SHADOWBENCH_WALL, or "
+                        "[energy] wall in ~/.config/shadowbench/machine.toml)")
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check a suite file")
@@ -298,6 +330,7 @@ def register(sub) -> None:
 
     e = sub.add_parser("env", help="show machine, CPU, RAM, GPU and versions")
     e.add_argument("--machine", default=None)
+    e.add_argument("--wall", default=None, metavar="URL", help="a smart plug to read once (see run --wall)")
     e.set_defaults(func=cmd_env)
 
     ps = sub.add_parser("pick-suite", help="print the suite for this box's GPU (or the CPU quick suite)")
@@ -315,4 +348,5 @@ def register(sub) -> None:
     pl.set_defaults(func=cmd_plan)
 
     c = sub.add_parser("columns", help="print the result columns (unit, kinds, meaning) as a markdown table")
+    c.add_argument("--write", action="store_true", help="write the table into docs/result-columns.md")
     c.set_defaults(func=cmd_columns)

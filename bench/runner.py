@@ -76,6 +76,7 @@ class Runner:
         self.path = new_result_path(results_dir, machine, self.stamp, suite.name)
         self.idle_s = suite.energy.idle_s if idle_s is None else idle_s
         self.idle_power_w: float | None = None
+        self.wall_idle_power_w: float | None = None
 
     def run(self) -> RunOutcome:
         total = sum(kinds.steps(w) for w in self.suite.workloads)
@@ -136,6 +137,10 @@ class Runner:
             signals.check()
             progress.update(task, completed=min(self.idle_s, time.perf_counter() - t0))
         w = self.meter.end("idle")
+        wall_j = w.extra.get("wall_energy_j")
+        if wall_j is not None and w.duration_s > 0:
+            self.wall_idle_power_w = wall_j / w.duration_s
+            self.console.print(f"idle power at the wall: {self.wall_idle_power_w:.2f} W ({w.extra.get('wall_source')})")
         if w.energy_j is not None and w.duration_s > 0:
             self.idle_power_w = w.energy_j / w.duration_s
             self.console.print(f"idle power: {self.idle_power_w:.2f} W over {w.duration_s:.1f} s ({w.energy_source})")
@@ -238,7 +243,8 @@ class Runner:
                 signals.check()
             row = {**self.base, "workload": w.name, "test": test, "kind": w.kind, "backend": backend.name,
                    "model": w.model.label(), "model_sha256": sha, "repetition": rep, "utc_time": utc,
-                   "warmups": warmups, "idle_power_w": self.idle_power_w, **settings, **window.columns(),
+                   "warmups": warmups, "idle_power_w": self.idle_power_w,
+                   "wall_idle_power_w": self.wall_idle_power_w, **settings, **window.columns(),
                    **metrics, **checks}
             row = columns.derive(row)
             writer.write(row)

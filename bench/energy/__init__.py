@@ -12,8 +12,10 @@ METER_CHOICES = ("auto", "nvml", "rapl", "estimate", "none")
 
 
 def build_meter(kind: str = "auto", cpu_w_per_core: float | None = None, sample_hz: float = 10.0,
-                nvml_module=None, rapl_root: str | Path = "/sys/class/powercap") -> tuple[Meter, list[str]]:
-    """The meter for this box and a line per source saying whether it is used, and why (for `shadowbench env`)."""
+                nvml_module=None, rapl_root: str | Path = "/sys/class/powercap",
+                wall: str | None = None) -> tuple[Meter, list[str]]:
+    """The meter for this box and a line per source saying whether it is used, and why (for `shadowbench env`).
+    ``wall``: the smart plug's URL (``energy.wall``); a plug that does not answer is reported and left out."""
     from ..errors import ConfigError, DeviceUnavailable
     from ..provenance import cpu_model
     from .estimate import EstimatePart, cpu_watts_per_thread
@@ -52,4 +54,15 @@ def build_meter(kind: str = "auto", cpu_w_per_core: float | None = None, sample_
         report.append(f"estimate: used for the CPU, labeled energy_source=estimated ({est.describe()})")
     else:
         report.append("estimate: not used (a measured CPU source exists)")
+    if wall:
+        from .wall import WallPart
+
+        try:
+            w = WallPart(wall)
+            parts.append(w)
+            report.append(f"wall: used ({w.describe()}; wall_energy_j beside energy_j)")
+        except (DeviceUnavailable, OSError) as e:
+            report.append(f"wall: UNAVAILABLE, rows have no wall energy: {e}")
+        except Exception as e:  # noqa: BLE001 - a plug's first answer may fail in any way; the run still goes on
+            report.append(f"wall: UNAVAILABLE, rows have no wall energy: {type(e).__name__}: {e}")
     return EnergyMeter(parts, sample_hz=sample_hz), report

@@ -82,7 +82,10 @@ class Part:
     - ``waits_at_edge`` and ``edge(which)``: (time, counter J) at a window edge; a part whose counter updates in
       steps waits for the next step there, and is read first at ``begin`` and last at ``end``;
       ``at(counter_j, t_from, t_to)`` moves such a reading to another time;
-    - ``window(counter_j, integrated_j, states, duration_s)``: the part's energy, columns and flags for a window.
+    - ``window(counter_j, integrated_j, states, duration_s, t0, t1)``: the part's energy, columns and flags for a
+      window (t0, t1: its edges on the meter's clock);
+    - ``domain`` "wall" (a plug the whole box is plugged into): its energy is not added to the devices' but
+      reported beside them (its own columns).
     """
 
     domain = "cpu"
@@ -108,7 +111,7 @@ class Part:
         return counter_j
 
     def window(self, counter_j: float | None, integrated_j: float | None, states: list[dict],
-               duration_s: float) -> PartWindow:
+               duration_s: float, t0: float | None = None, t1: float | None = None) -> PartWindow:
         return PartWindow(counter_j)
 
     def track(self, scope: "Scope") -> None:

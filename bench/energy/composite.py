@@ -54,7 +54,7 @@ class EnergyMeter:
 
     def __init__(self, parts: list[Part], sample_hz: float = 10.0, clock: Clock = time.perf_counter):
         self.parts = parts
-        self.name = "+".join(p.source for p in parts)
+        self.name = "+".join(p.source for p in parts if p.domain != "wall")
         self.interval_s = 1.0 / sample_hz if sample_hz > 0 else 0.0
         self.clock = clock
         self._samples: list[tuple[float, list]] = []  # (t, [power_w per part])
@@ -72,6 +72,9 @@ class EnergyMeter:
     def start(self, power_log: Path | None = None) -> None:
         if power_log is not None:
             self.log = PowerLog(power_log)
+        for part in self.parts:
+            if hasattr(part, "start"):  # a part that polls at its own pace (a smart plug)
+                part.start()
         if self.interval_s and self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="shadowbench-sampler", daemon=True)
             self._thread.start()
@@ -156,14 +159,19 @@ class EnergyMeter:
         for i, part in enumerate(self.parts):
             integrated = integrate([(t, p[i]) for t, p in samples if p[i] is not None], t0, t1)
             counter = readings[i][1] - c0[i] if c0[i] is not None and readings[i][1] is not None else None
-            pw = part.window(counter, integrated, [s[i] for _, s in states], duration)
+            pw = part.window(counter, integrated, [s[i] for _, s in states], duration, t0=t0, t1=t1)
             flags += pw.flags
             extra.update(pw.columns)
+            if part.domain == "wall":  # the whole box at the plug: beside the devices' energy, not added to it
+                continue
             by_domain[part.domain] = (pw.energy_j, part.source)
             in_window.append([p[i] for t, p in samples if t0 <= t <= t1 and p[i] is not None])
         if self.scope.kind == "remote":  # the work ran on another machine: nothing measured here is its energy
             by_domain = {d: (None, src) for d, (_, src) in by_domain.items()}
             extra["energy_note"] = self.scope.note
+            for k in ("wall_energy_j", "wall_avg_power_w"):
+                if k in extra:
+                    extra[k] = None
         gpu_e, gpu_src = by_domain.get("gpu", (None, "none"))
         cpu_e, cpu_src = by_domain.get("cpu", (None, "none"))
         parts_e = [e for e, _ in by_domain.values()]

@@ -97,7 +97,7 @@ class EstimatePart(Part):
     def counter_j(self) -> float | None:
         return self.cpu_seconds() * self.w_per_thread
 
-    def window(self, counter_j, integrated_j, states, duration_s) -> PartWindow:
+    def window(self, counter_j, integrated_j, states, duration_s, t0=None, t1=None) -> PartWindow:
         note = self.describe() + (f"; {self.scope.note}" if self.scope.note else "")
         return PartWindow(counter_j, {"energy_note": note})
 

@@ -226,7 +226,7 @@ class NVMLPart(Part):
             return counter_j
         return counter_j + (self.power_w() or 0.0) * (t_to - t_from)
 
-    def window(self, counter_j, integrated_j, states, duration_s) -> PartWindow:
+    def window(self, counter_j, integrated_j, states, duration_s, t0=None, t1=None) -> PartWindow:
         """Counter energy where there is a counter, else the integrated instantaneous power; nothing once the GPU is
         lost; both figures kept, and flagged when they disagree by more than 10% on a window of 1 s or more."""
         flags = []
