@@ -611,9 +611,57 @@ def decision_section(df: pd.DataFrame) -> Section:
     return sec
 
 
+def power_sweep_section(df: pd.DataFrame) -> Section | None:
+    """Rows of a power-limit sweep: per class the knee, the plateau, the 95% limit and the money, with a plot."""
+    from . import powersweep
+
+    cs = powersweep.curves(df)
+    if not cs:
+        return None
+    kwh = catalog.tariff_usd_per_kwh()
+    mb = catalog.machine_builds()
+    n = choices()["requests_per_day"]
+    sec = Section("Power-limit sweep: the efficiency knee of each card", [
+        "Each workload run at every limit the sweep set. Knee: the limit with the lowest energy per unit of work; "
+        f"the lowest limit that keeps ≥ {powersweep.KEEP:.0%} of stock throughput; plateau: the limit from which a "
+        "higher one draws no more power. Money: energy at the wall (the machine's build: PSU and platform) at "
+        f"${kwh:g}/kWh, per year at {n:,} units a day ({cost.CALENDAR})."])
+    body, panels = [], []
+    for c in cs:
+        b = catalog.build(mb[c.machine]) if c.machine in mb else None
+        stock, knee, keep = c.stock, c.knee, c.keeps_95
+        est = " ESTIMATED" if c.estimated else ""
+        money = ""
+        if b is not None:
+            s_usd, k_usd = c.usd_per_task(stock, b, kwh), c.usd_per_task(knee, b, kwh)
+            money = (f"${s_usd * n * cost.DAYS_PER_YEAR:,.2f} → ${k_usd * n * cost.DAYS_PER_YEAR:,.2f} a year "
+                     f"(${s_usd:.3g} → ${k_usd:.3g} per {c.unit})")
+        body.append([f"{c.machine} / {c.workload} / {c.test}", c.cls, f"{stock.limit_w:g} W",
+                     f"{knee.limit_w:g} W: {knee.energy_per_unit_j:.4g} J/{c.unit}{est} "
+                     f"({knee.energy_per_unit_j / stock.energy_per_unit_j - 1:+.0%}), "
+                     f"{knee.throughput / stock.throughput:.0%} of stock speed",
+                     f"{keep.limit_w:g} W" if keep else "", f"{c.plateau_from_w:g} W" if c.plateau_from_w else
+                     "not reached", money])
+        xs = [p.limit_w for p in c.points]
+        panels.append(LineChart(
+            [Line("throughput, % of stock", xs, [100 * p.throughput / stock.throughput for p in c.points],
+                  color=BLUE, marker="o"),
+             Line(f"energy per {c.unit}, % of stock", xs,
+                  [100 * p.energy_per_unit_j / stock.energy_per_unit_j for p in c.points], color=ORANGE, marker="s")],
+            "power limit (W)", "% of stock", f"{c.workload} {c.test} ({c.cls})",
+            marks=[(knee.limit_w, 100 * knee.energy_per_unit_j / stock.energy_per_unit_j, "knee")]))
+    sec.blocks.append(Table(["workload", "class", "stock", "knee", f"keeps ≥ {powersweep.KEEP:.0%}",
+                             "power plateau from", "per year: stock → knee"], body))
+    sec.blocks.append(Figure("power_sweep.png", "Power-limit sweep", "Throughput and energy per unit of work against "
+                             "the power limit, as % of stock; the knee marked. Rows: "
+                             + "; ".join(c.rows for c in cs) + ".", panels[:4], size=(5 * min(4, len(panels)), 4.2)))
+    return sec
+
+
 def sections(df: pd.DataFrame) -> list[Section]:
     out = [measured_section(df), comparison_section(df), serving_section(df), cost_per_request_section(df),
-           quality_section(df), unit_cost_section(df), scenarios_section(), decision_section(df),
+           quality_section(df), power_sweep_section(df), unit_cost_section(df), scenarios_section(),
+           decision_section(df),
            volume_sweep_section(), routing_section(df)]
     return [s for s in out if s is not None]
 

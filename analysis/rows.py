@@ -2,7 +2,7 @@
 into a unit of local work, and naming them in captions. A broken file (missing column, unknown schema version,
 corrupt line) is reported with its file and line and left out; the other files are still used.
 
-Rows are comparable only within one machine, suite, suite version, workload, test, kind and model file
+Rows are comparable only within one machine, suite, suite version, workload, test, kind, model file and power limit
 (``COMPARABLE``): a workload redefined under the same name (a new suite version) or a model file swapped under the
 same reference never mixes with the old rows.
 """
@@ -19,7 +19,7 @@ from bench.results import is_result_file, read_rows
 
 from .cost import LocalUnit
 
-COMPARABLE = ["machine", "suite", "suite_version", "workload", "test", "kind", "model_sha256"]
+COMPARABLE = ["machine", "suite", "suite_version", "workload", "test", "kind", "model_sha256", "power_limit_w"]
 
 
 def result_files(results_dir: Path) -> list[Path]:
@@ -110,6 +110,7 @@ def _impossible(df: pd.DataFrame) -> dict[int, str]:
 def groups(df: pd.DataFrame, by: list[str] | None = None):
     """(key dict, rows) per comparable group, in file order."""
     by = by or COMPARABLE
+    df = df.assign(**{c: float("nan") for c in by if c not in df.columns})  # older files lack newer columns
     for key, g in df.groupby(by, sort=False, dropna=False):
         yield dict(zip(by, key)), g
 

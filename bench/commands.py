@@ -35,6 +35,10 @@ def cmd_run(args) -> int:
         raise ConfigError("<command line>", "--idle-s", f"0 or a number of seconds from 1 to {MAX_IDLE_S:g}",
                           str(args.idle_s))
     suite = load_suite(args.suite)
+    from .powerlimit import restore_pending
+
+    for line in restore_pending():  # a sweep a crash or SIGKILL left at a changed limit
+        Console(stderr=True).print(f"power limit: {line}", markup=False, highlight=False)
     gpus, why = probe_gpus()
     machine = args.machine or machine_name([g["name"] for g in gpus])
     err = Console(stderr=True, soft_wrap=True)  # messages are never wrapped mid-path
@@ -286,6 +290,14 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_restore_power_limit(args) -> int:
+    from .powerlimit import record_path, restore_pending
+
+    said = restore_pending()
+    print("\n".join(said) if said else f"nothing to restore: no record at {record_path()}")
+    return 0 if not any(s.startswith(("could not", "a power-limit record")) for s in said) else 1
+
+
 def cmd_columns(args) -> int:
     import re
 
@@ -323,6 +335,10 @@ def register(sub) -> None:
                         "homeassistant://HOST:8123/sensor.ENTITY, kasa://HOST (default: SHADOWBENCH_WALL, or "
                         "[energy] wall in ~/.config/shadowbench/machine.toml)")
     r.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("restore-power-limit", help="put back the GPU power limits a sweep changed (after a crash or "
+                        "SIGKILL; a normal run does it itself)")
+    rp.set_defaults(func=cmd_restore_power_limit)
 
     v = sub.add_parser("validate", help="check a suite file")
     v.add_argument("suite")

@@ -55,6 +55,21 @@ ENERGY_KEYS = {
 }
 
 
+def _limits_ok(v, lo, hi):
+    return (len(v) > 0 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and lo <= x <= hi for x in v)
+            and len(set(v)) == len(v))
+
+
+SWEEP_KEYS = {
+    "power_limit_w": Key((list,), "a list of distinct power limits in W (each within the card's constraints)", None,
+                         check=lambda v: _limits_ok(v, 1, 5000)),
+    "power_limit_pct": Key((list,), "a list of distinct power limits in % of the card's default limit (10-150)",
+                           None, check=lambda v: _limits_ok(v, 10, 150)),
+    "settle_s": number_key("seconds (0-600) to run idle at each new limit before measuring", 10.0,
+                           check=lambda v: 0 <= v <= 600),
+}
+
+
 # ------------------------------------------------------------------------------------------------- frozen config
 
 
@@ -80,6 +95,15 @@ class Energy:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """A power-limit sweep: every workload runs at each limit (bench/powerlimit.py puts the original back)."""
+
+    power_limit_w: tuple[float, ...] = ()
+    power_limit_pct: tuple[float, ...] = ()
+    settle_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class Suite:
     path: Path
     name: str
@@ -87,6 +111,7 @@ class Suite:
     description: str
     workloads: tuple[Workload, ...]
     energy: Energy = Energy()
+    sweep: Sweep | None = None
 
 
 def default_threads() -> int:
@@ -142,12 +167,21 @@ def load_suite(path: str | Path, check_models: bool = True) -> Suite:
     top = {"suite": Key((dict,), "a [suite] table", required=True),
            "defaults": Key((dict,), "a [defaults] table", {}),
            "energy": Key((dict,), "an [energy] table", {}),
+           "sweep": Key((dict,), "a [sweep] table", None),
            "workloads": Key((list,), "at least one [[workloads]] table", required=True,
                             check=lambda v: len(v) > 0 and all(isinstance(w, dict) for w in v))}
     data = _check_table(path, "", data, top)
     suite = _check_table(path, "suite", data["suite"], SUITE_KEYS)
     defaults = _check_table(path, "defaults", data["defaults"], RUN_KEYS)
     energy = _check_table(path, "energy", data["energy"], ENERGY_KEYS)
+    sweep = None
+    if data["sweep"] is not None:
+        sw = _check_table(path, "sweep", data["sweep"], SWEEP_KEYS)
+        if not sw["power_limit_w"] and not sw["power_limit_pct"]:
+            raise ConfigError(path, "sweep.power_limit_w", "power_limit_w or power_limit_pct: the limits to sweep",
+                              "<neither>")
+        sweep = Sweep(tuple(float(x) for x in sw["power_limit_w"] or ()),
+                      tuple(float(x) for x in sw["power_limit_pct"] or ()), float(sw["settle_s"]))
 
     workloads = []
     names = set()
@@ -187,4 +221,4 @@ def load_suite(path: str | Path, check_models: bool = True) -> Suite:
                  energy=Energy(meter=energy["meter"], idle_s=float(energy["idle_s"]),
                                sample_hz=float(energy["sample_hz"]),
                                cpu_w_per_core=None if energy["cpu_w_per_core"] is None
-                               else float(energy["cpu_w_per_core"])))
+                               else float(energy["cpu_w_per_core"])), sweep=sweep)

@@ -61,7 +61,7 @@ class Runner:
 
     def __init__(self, suite: Suite, meter: Meter, results_dir: Path, machine: str, gpus: list[dict],
                  console: Console | None = None, show_progress: bool = True, idle_s: float | None = None,
-                 create_backend=kinds.create_backend):
+                 create_backend=kinds.create_backend, nvml_module=None):
         self.suite, self.meter, self.machine, self.gpus = suite, meter, machine, gpus
         self.create_backend = create_backend
         self._refused: set[str] = set()
@@ -76,10 +76,64 @@ class Runner:
         self.path = new_result_path(results_dir, machine, self.stamp, suite.name)
         self.idle_s = suite.energy.idle_s if idle_s is None else idle_s
         self.idle_power_w: float | None = None
+        self.nvml_module = nvml_module
+        self._limits: list[tuple[float, dict]] = [(None, {})]  # (limit W, row fields): one pass outside a sweep
+        self._nvml = None
+        self._cards: list = []
         self.wall_idle_power_w: float | None = None
 
+    def _open_sweep(self) -> None:
+        """The sweep's limits per card, from NVML: before anything is measured (bad limits stop the run here)."""
+        from . import powerlimit
+        from .energy.nvml import NVML
+
+        self._nvml = NVML.open(self.nvml_module)
+        self._cards = powerlimit.cards(self._nvml)
+        sw = self.suite.sweep
+        per_card = [powerlimit.resolve(sw.power_limit_w, sw.power_limit_pct, c) for c in self._cards]
+        c0 = self._cards[0]
+        self._limits = [(per_card[0][k], {"power_limit_w": per_card[0][k], "power_limit_min_w": c0.min_w,
+                                          "power_limit_default_w": c0.default_w, "power_limit_max_w": c0.max_w,
+                                          "_per_card": [w[k] for w in per_card]})
+                        for k in range(len(per_card[0]))]
+        self.console.print(f"power-limit sweep on {c0.name}: " + ", ".join(f"{w:g} W" for w, _ in self._limits)
+                           + f" (allowed {c0.min_w:g}–{c0.max_w:g} W, default {c0.default_w:g} W, now "
+                           f"{c0.current_w:g} W: put back at the end)", highlight=False)
+
+    def _set_limit(self, fields: dict, progress, task) -> None:
+        from . import powerlimit
+
+        for card, w in zip(self._cards, fields["_per_card"]):
+            powerlimit.set_limit(self._nvml, card, w, self._cards)
+        settle = self.suite.sweep.settle_s
+        t0 = time.perf_counter()
+        progress.update(task, description=f"settling at {fields['power_limit_w']:g} W ({settle:g} s)")
+        while time.perf_counter() - t0 < settle:
+            time.sleep(min(0.1, settle))
+            signals.check()
+
+    def _close_sweep(self) -> None:
+        from . import powerlimit
+
+        if self._nvml is None:
+            return
+        try:
+            for line in powerlimit.restore(self._nvml):
+                self.console.print(line, highlight=False)
+        finally:
+            self._nvml.close()
+            self._nvml = None
+
     def run(self) -> RunOutcome:
-        total = sum(kinds.steps(w) for w in self.suite.workloads)
+        try:
+            if self.suite.sweep is not None:
+                self._open_sweep()
+            return self._run()
+        finally:
+            self._close_sweep()  # normal end, a failed workload, Ctrl-C, SIGTERM: the original limit goes back
+
+    def _run(self) -> RunOutcome:
+        total = sum(kinds.steps(w) for w in self.suite.workloads) * len(self._limits)
         writer = ResultWriter(self.path)
         self.path = writer.path  # the file actually created (a same-second run gets ~2)
         try:
@@ -98,7 +152,7 @@ class Runner:
                     task = progress.add_task(f"{self.suite.name}", total=total)
                     for workload in self.suite.workloads:
                         if workload.name in self._refused:
-                            progress.advance(task, kinds.steps(workload))
+                            progress.advance(task, kinds.steps(workload) * len(self._limits))
                             continue
                         self._run_workload(workload, writer, outcome, progress, task)
         finally:
@@ -153,7 +207,7 @@ class Runner:
         self.console.print(f"[red]error[/red] {escape(what)}: {escape(str(err))}; {consequence}", highlight=False)
 
     def _run_workload(self, w: Workload, writer: ResultWriter, outcome: RunOutcome, progress, task) -> None:
-        steps = kinds.steps(w)
+        steps = kinds.steps(w) * len(self._limits)
         progress.update(task, description=f"{escape(w.name)}: loading")
         backend = None
         try:
@@ -189,8 +243,12 @@ class Runner:
             return
         settings = {**settings, "model_bytes": size}
         try:
-            for test in w.tests:
-                self._run_test(w, test, backend, sha, settings, writer, outcome, progress, task)
+            for limit, fields in self._limits:
+                if limit is not None:
+                    self._set_limit(fields, progress, task)
+                limit_cols = {k: v for k, v in fields.items() if not k.startswith("_")}
+                for test in w.tests:
+                    self._run_test(w, test, backend, sha, {**settings, **limit_cols}, writer, outcome, progress, task)
         finally:
             self._unload(w, backend, outcome)
 

@@ -195,3 +195,83 @@ class FakeNVML:
     def nvmlDeviceGetGraphicsRunningProcesses(self, h):
         self._check(h)
         return []
+
+
+NVML_ERROR_NO_PERMISSION = 4
+
+
+class LimitedFakeNVML(FakeNVML):
+    """A card whose power obeys its limit: ``min(limit, demand)`` W, demand ``busy_w`` while ``busy`` (a fake backend
+    sets it around its work) and ``idle_w`` otherwise; a settable limit within [min_w, max_w]
+    (NVML_ERROR_NO_PERMISSION unless ``root``), in NVML's units (mW, mJ). Energy accumulates exactly over the
+    piecewise-constant power, and the counter moves every ``counter_period_s`` as the real one does."""
+
+    def __init__(self, busy_w=260.0, idle_w=30.0, min_w=100.0, max_w=400.0, default_w=350.0, root=True,
+                 counter_period_s=0.01, **kw):
+        super().__init__(PowerTrace(horizon_s=1.0), counter_period_s=counter_period_s, power_limit_w=default_w, **kw)
+        self.busy_w, self.idle_w, self.min_w, self.max_w, self.default_w = busy_w, idle_w, min_w, max_w, default_w
+        self.root = root
+        self.limit_w = default_w
+        self._busy = False
+        self._e = 0.0
+        self._t = time.perf_counter()
+        self.limit_history = [default_w]
+
+    def _power(self) -> float:
+        return min(self.limit_w, self.busy_w if self._busy else self.idle_w)
+
+    def _advance(self) -> float:
+        now = time.perf_counter()
+        with self._lock:
+            self._e += self._power() * (now - self._t)
+            self._t = now
+            return self._e
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    @busy.setter
+    def busy(self, v: bool) -> None:
+        self._advance()
+        self._busy = v
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, h):
+        self._check(h)
+        return (int(self.min_w * 1000), int(self.max_w * 1000))
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, h):
+        self._check(h)
+        return int(self.default_w * 1000)
+
+    def nvmlDeviceGetPowerManagementLimit(self, h):
+        self._check(h)
+        return int(self.limit_w * 1000)
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, h):
+        return self.nvmlDeviceGetPowerManagementLimit(h)
+
+    def nvmlDeviceSetPowerManagementLimit(self, h, mw):
+        self._check(h)
+        if not self.root:
+            raise NVMLError(NVML_ERROR_NO_PERMISSION)
+        if not self.min_w * 1000 <= mw <= self.max_w * 1000:
+            raise NVMLError(2)
+        self._advance()
+        self.limit_w = mw / 1000
+        self.limit_history.append(self.limit_w)
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h):
+        self._check(h)
+        e = self._advance()
+        return int(e * 1000)  # mJ
+
+    def nvmlDeviceGetFieldValues(self, h, field_ids):
+        self._check(h)
+        return [SimpleNamespace(fieldId=fid, nvmlReturn=NVML_SUCCESS if fid == NVML_FI_DEV_POWER_INSTANT else
+                                NVML_ERROR_NOT_SUPPORTED, value=SimpleNamespace(uiVal=int(self._power() * 1000)))
+                for fid in field_ids]
+
+    def nvmlDeviceGetPowerUsage(self, h):
+        self._check(h)
+        return int(self._power() * 1000)

@@ -109,3 +109,14 @@ class Plug:
                 pass
 
         return Handler
+
+
+if __name__ == "__main__":  # python -m tests.plugs shelly2: an emulated plug to try `--wall` without one
+    import sys
+
+    plug = Plug(sys.argv[1] if len(sys.argv) > 1 else "shelly2", token=sys.argv[2] if len(sys.argv) > 2 else "")
+    print(f"emulated {plug.kind} plug (120 W ± 60 W): --wall {plug.url}  (Ctrl-C stops it)", flush=True)
+    try:
+        plug.thread.join()
+    except KeyboardInterrupt:
+        plug.close()

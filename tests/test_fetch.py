@@ -41,7 +41,8 @@ def fill_cache(hf_home: Path, repo: str, filename: str, src: Path | None = None,
     return snap
 
 
-@pytest.mark.parametrize("suite", ["rtx3090.toml", "rtx4060ti.toml", "gpu-llama3.1-8b.toml", "ollama.toml",
+@pytest.mark.parametrize("suite", ["rtx3090.toml", "rtx4060ti.toml", "rtx3090-sweep.toml", "rtx4060ti-sweep.toml",
+                                   "quality-smollm2.toml", "gpu-llama3.1-8b.toml", "ollama.toml",
                                    "vllm.toml", "sd15-synthetic.toml", "server-smollm2.toml", "quick.toml"])
 def test_every_suite_validates(suite):
     r = run_cli("validate", REPO / "suites" / suite)

@@ -54,7 +54,7 @@ def nvmlDeviceGetMemoryInfo(h):
 
 
 def nvmlDeviceGetEnforcedPowerLimit(h):
-    return 350_000  # mW
+    return _limit_mw()  # mW
 
 
 def nvmlDeviceGetComputeRunningProcesses(h):
@@ -67,3 +67,49 @@ def nvmlDeviceGetComputeRunningProcesses(h):
 
 def nvmlDeviceGetGraphicsRunningProcesses(h):
     return []
+
+
+# ---- power management, with the limit kept in FAKE_GPU_STATE (a JSON file) so that it outlives a killed process,
+# as a real card's does; setting it needs FAKE_GPU_ROOT=1 (NVML_ERROR_NO_PERMISSION otherwise, as without root)
+NVML_ERROR_NO_PERMISSION = 4
+LIMIT_MIN_MW, LIMIT_MAX_MW, LIMIT_DEFAULT_MW = 100_000, 400_000, 350_000
+
+
+def _state_path():
+    return os.environ.get("FAKE_GPU_STATE", "")
+
+
+def _limit_mw():
+    import json
+
+    p = _state_path()
+    if p and os.path.exists(p):
+        with open(p) as f:
+            return int(json.load(f)["limit_mw"])
+    return LIMIT_DEFAULT_MW
+
+
+def nvmlDeviceGetPowerManagementLimitConstraints(h):
+    return (LIMIT_MIN_MW, LIMIT_MAX_MW)
+
+
+def nvmlDeviceGetPowerManagementDefaultLimit(h):
+    return LIMIT_DEFAULT_MW
+
+
+def nvmlDeviceGetPowerManagementLimit(h):
+    return _limit_mw()
+
+
+def nvmlDeviceSetPowerManagementLimit(h, mw):
+    import json
+
+    if os.environ.get("FAKE_GPU_ROOT") != "1":
+        raise NVMLError(NVML_ERROR_NO_PERMISSION)
+    if not LIMIT_MIN_MW <= mw <= LIMIT_MAX_MW:
+        raise NVMLError(2)  # NVML_ERROR_INVALID_ARGUMENT
+    p = _state_path()
+    if p:
+        with open(p + ".tmp", "w") as f:
+            json.dump({"limit_mw": int(mw)}, f)
+        os.replace(p + ".tmp", p)
