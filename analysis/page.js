@@ -166,6 +166,8 @@
     if (keep && items.some(([v]) => v === old)) select.value = old;
   }
 
+  sel("mix", "Load a task of a case study (optional)", "the guides' case studies and routing pattern " +
+      "(shadowbench advise prices the whole mix)");
   sel("kind", "What to price");
   sel("basis", "Local speed and energy from", "measured rows of a committed box, or a build's catalog speed");
   sel("build", "Build (wall power, PSU, price)", "analysis/data/builds.toml");
@@ -182,6 +184,10 @@
   num("hardware", "Hardware price, $", 0, "0: already paid for");
   num("lifetime", "Lifetime, years", 4);
 
+  $("mix").innerHTML = '<option value="">—</option>' + D.mixes.map((m, i) =>
+    `<optgroup label="${esc(m.title)}">` + m.tasks.map((t, j) => `<option value="${i}:${j}">${esc(t.name)}` +
+      (t.private ? " (private: local is mandatory)" : t.frontier ? " (needs a frontier model: API)" : "") +
+      "</option>").join("") + "</optgroup>").join("");
   options($("kind"), Object.keys(KIND_LABEL).filter(k => D.apis[k] && Object.keys(D.apis[k]).length)
     .map(k => [k, KIND_LABEL[k]]));
   options($("build"), Object.entries(D.builds).map(([id, b]) => [id, `${id}: ${b.label}`]));
@@ -351,6 +357,21 @@
     Plotly.react("cumulative", traces, layout, PLOT_CONFIG);
   }
 
+  function loadTask() {  // a mix's task into the form: its kind, volume, shape, API and the mix's build
+    if (!$("mix").value) return;
+    const [i, j] = $("mix").value.split(":").map(Number);
+    const m = D.mixes[i], t = m.tasks[j];
+    $("kind").value = t.kind;
+    kindChanged();
+    $("basis").value = "anchor";
+    if (m.build && D.builds[m.build]) { $("build").value = m.build; buildDefaults(); }
+    if (D.apis[t.kind][t.api]) { $("api").value = t.api; $("api").dataset.user = t.api; }
+    $("tasks").value = +t.per_day.toPrecision(10);
+    $("prompt").value = t.prompt_tokens;
+    $("output").value = t.output_tokens;
+    show();
+  }
+  $("mix").addEventListener("change", loadTask);
   $("kind").addEventListener("change", () => { kindChanged(); show(); });
   $("basis").addEventListener("change", () => { basisChanged(); show(); });
   $("build").addEventListener("change", () => { buildDefaults(); show(); });

@@ -93,6 +93,20 @@ def apis(llm_ids: list[str]) -> dict:
     return out
 
 
+def mixes() -> list[dict]:
+    """The shipped mixes' tasks (the guides' case studies, the routing pattern), for the calculator to load one."""
+    from . import advise, scenarios
+
+    out = []
+    for path in [*sorted(scenarios.SCENARIOS.glob("case-*.toml")), scenarios.SCENARIOS / "routing-homelab.toml"]:
+        m = advise.load_mix(path)
+        out.append({"title": m.title, "file": path.name, "build": m.build, "tasks": [
+            {"name": t.name, "kind": t.kind, "per_day": t.per_day, "prompt_tokens": t.prompt_tokens,
+             "output_tokens": t.output_tokens, "api": t.api, "private": t.private, "frontier": t.frontier}
+            for t in m.tasks]})
+    return out
+
+
 def page_data(df: pd.DataFrame, choices: dict) -> dict:
     pricing = {c.PRICING.price_kind: {"unit": c.PRICING.unit, "display": c.PRICING.display,
                                       "display_scale": c.PRICING.display_scale}
@@ -103,7 +117,8 @@ def page_data(df: pd.DataFrame, choices: dict) -> dict:
                      "j_per_kwh": cost.J_PER_KWH, "text": cost.CALENDAR},
         "tariff": {"usd_per_kwh": catalog.tariff_usd_per_kwh(), "source": "builds.toml [tariff]"},
         "pricing": pricing, "builds": builds(), "machines": catalog.machine_builds(), "local": local_options(df),
-        "apis": apis(llm_ids),
+        "apis": apis(llm_ids + [t["api"] for m in mixes() for t in m["tasks"] if t["kind"] == "llm"]),
+        "mixes": mixes(),
         "defaults": {"build": choices["cumulative"]["build"], "api": choices["cumulative"]["api"],
                      "requests_per_day": choices["cumulative"]["requests_per_day"],
                      "prompt_tokens": choices["request_shape"]["prompt_tokens"],

@@ -199,3 +199,31 @@ def test_bad_input_is_named_beside_its_field_never_nan(page, fid, value, message
     assert page.evaluate("window.sbResult") is None
     out = page.inner_text("#outputs")
     assert "fix the marked fields" in out and "NaN" not in out and "NaN" not in page.inner_text("#calculator")
+
+
+def test_a_case_study_task_loads_into_the_calculator_and_prices_as_cost_does(page, site):
+    data = json.loads(page.eval_on_selector("#sb-data", "e => e.textContent"))
+    loaded = priced = 0
+    for i, m in enumerate(data["mixes"]):
+        for j, t in enumerate(m["tasks"]):
+            page.fill("#tou", "")
+            page.select_option("#mix", f"{i}:{j}")
+            assert page.input_value("#kind") == t["kind"] and page.input_value("#build") == m["build"]
+            assert page.input_value("#api") == t["api"]
+            loaded += 1
+            got = page.evaluate("window.sbResult")
+            b = data["builds"][m["build"]]
+            args = ["--kind", t["kind"], "--requests-per-day", repr(t["per_day"]), "--api", t["api"], "--build",
+                    m["build"], "--prompt-tokens", str(t["prompt_tokens"]), "--output-tokens", str(t["output_tokens"]),
+                    "--local-power", "anchor", "--hours-per-day", str(b["hours_per_day"]),
+                    "--lifetime-years", str(b["lifetime_years"]),
+                    "--hardware-usd", str(b["hardware_usd"] if b["hardware_usd"] is not None else 0)]
+            if t["kind"] not in b["anchors"]:  # no speed figure for this kind on the mix's build: both say so
+                assert got is None and "has no" in page.inner_text("#outputs")
+                continue
+            want = cost_json(site, args)
+            assert math.isclose(got["api_monthly_usd"], want["api_monthly_usd"], rel_tol=1e-8)
+            assert math.isclose(got["monthly"]["running_usd"], want["monthly"]["running_usd"], rel_tol=1e-8)
+            priced += 1
+    assert loaded >= 10 and priced >= 3
+    assert page.problems == []
