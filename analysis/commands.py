@@ -215,10 +215,12 @@ def cmd_prices(args) -> int:
         t.add_row(p.id, "guide", f"${p.usd_per_mtok_in:g}", f"${p.usd_per_mtok_out:g}", "", "",
                   f"{p.source}, {p.as_of}{now}", status(p.id))
     con.print(t)
-    for kind, title, fmt in (("stt", "Speech-to-text per audio minute", lambda v: f"${v:g}"),
-                             ("tts", "Text-to-speech per 1M characters", lambda v: f"${v * 1e6:g}"),
-                             ("image", "Images per image", lambda v: f"${v:g}")):
-        t = Table(title=title)
+    from bench import kinds
+
+    for kind in catalog.UNIT_KINDS:
+        pricing = kinds.by_price_kind(kind).PRICING
+        t = Table(title=f"{kind}: per {pricing.display}")
+        fmt = lambda v, s=pricing.display_scale: f"${v * s:g}"  # noqa: E731
         for c in ("id", "provider", "price", "as of", "source", "checked", "status"):
             t.add_column(c)
         for p in catalog.unit_prices(kind).values():
@@ -347,7 +349,7 @@ def _api_price(kind: str, api: str):
     """The API price for the kind; an id of another kind is refused naming the kind it belongs to."""
     from . import catalog
 
-    other = [k for k in ("stt", "tts", "image") if k != kind and api in catalog.unit_prices(k)]
+    other = [k for k in catalog.UNIT_KINDS if k != kind and api in catalog.unit_prices(k)]
     if kind == "llm":
         if other:
             raise ConfigError("<command line>", "--api", f"an LLM model for --kind llm; {api} is a {other[0]} price: "

@@ -142,7 +142,7 @@
 
   // ------------------------------------------------------------------ the form
   const KIND_LABEL = {llm: "LLM requests", stt: "speech-to-text (audio minutes)", tts: "text-to-speech (characters)",
-                      image: "images"};
+                      image: "images", embed: "embeddings (tokens)"};
   const form = document.getElementById("inputs");
   const outputs = document.getElementById("outputs");
 
@@ -212,7 +212,8 @@
     }
     for (const id of ["prompt", "output"]) $(id).closest(".field").hidden = kind !== "llm";
     $("tasks").closest(".field").querySelector("label").textContent =
-      {llm: "Requests per day", stt: "Audio minutes per day", tts: "Characters per day", image: "Images per day"}[kind];
+      {llm: "Requests per day", stt: "Audio minutes per day", tts: "Characters per day", image: "Images per day",
+       embed: "Tokens embedded per day"}[kind];
   }
 
   function basisChanged() {

@@ -22,7 +22,6 @@ from bench import kinds
 from . import catalog, cost, rows
 from .render import Figure, Section, markdown, plotly_panels
 
-PAGE_KINDS = ("llm", "stt", "tts", "image")
 
 
 def _num(v):
@@ -86,7 +85,7 @@ def apis(llm_ids: list[str]) -> dict:
         ret = catalog.retirement(p.id)
         out["llm"][mid] = {**p.token_prices(), "source": p.source, "as_of": p.as_of,
                            "note": ret.label() if ret else ""}
-    for kind in ("stt", "tts", "image"):
+    for kind in catalog.UNIT_KINDS:
         out[kind] = {pid: {"usd_per_unit": u.usd_per_unit, "unit": u.unit, "source": u.source, "as_of": u.as_of,
                            "note": (catalog.retirement(pid).label() if catalog.retirement(pid) else "")}
                      for pid, u in catalog.unit_prices(kind).items()}

@@ -667,7 +667,7 @@ def sections(df: pd.DataFrame) -> list[Section]:
 
 
 def head(df: pd.DataFrame, results_dir: Path) -> list[str]:
-    prices_dates = sorted({p.as_of for k in ("stt", "tts", "image") for p in catalog.unit_prices(k).values()})
+    prices_dates = sorted({p.as_of for k in catalog.UNIT_KINDS for p in catalog.unit_prices(k).values()})
     out = [
         "# shadowbench report", "",
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `shadowbench report` from "

@@ -88,7 +88,7 @@ def _api_line(task: dict, per_month: float, file: Path, days: float) -> tuple[st
     if kind == "llm":
         price = catalog.llm_price(task["api"])
         return price.id, price.request_usd(task["prompt_tokens"], task["output_tokens"]) * per_month
-    if kind in ("stt", "tts", "image"):
+    if kind in catalog.UNIT_KINDS:
         price = catalog.unit_price(kind, task["api"])
         return price.id, price.usd_per_unit * per_month
     raise ConfigError(file, "tasks.kind", "one of llm, stt, tts, image", kind)

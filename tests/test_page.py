@@ -90,7 +90,7 @@ def questions(data: dict, count: int) -> list[dict]:
     rng = random.Random(20261125)
     out = []
     for i in range(count):
-        kind = ["llm", "llm", "stt", "tts", "image"][i % 5]
+        kind = ["llm", "llm", "stt", "tts", "image", "embed"][i % 6]
         builds_ = [b for b, v in data["builds"].items() if kind in v["anchors"]]
         measured = [o["id"] for o in data["local"] if o["price_kind"] == kind]
         basis = rng.choice(["anchor"] * bool(builds_) + measured * 2)
@@ -98,7 +98,8 @@ def questions(data: dict, count: int) -> list[dict]:
         if basis != "anchor" and not data["builds"][build]["busy_wall_w"]:
             pass  # measured rows carry energy: a build without wall power is fine for them
         unit_n = {"llm": [0, 50, 700, 2000, 30000, 2_000_000], "stt": [0, 30, 600, 50_000],
-                  "tts": [0, 20_000, 2_000_000, 5e8], "image": [0, 10, 500, 100_000]}[kind]
+                  "tts": [0, 20_000, 2_000_000, 5e8], "image": [0, 10, 500, 100_000],
+                  "embed": [0, 100_000, 5_000_000, 5e9]}[kind]
         q = {"kind": kind, "basis": basis, "build": build, "api": rng.choice(sorted(data["apis"][kind])),
              "n": rng.choice(unit_n), "hours": rng.choice([1, 4, 8, 12.5, 24]),
              "hardware": rng.choice([0, 740, 1310, 2500.5]), "lifetime": rng.choice([1, 3, 4, 6.5]),
@@ -153,7 +154,7 @@ def test_calculator_gives_shadowbench_costs_numbers(page, site):
         over += want["over_capacity"]
         never += want["breakeven_months"] is None and not want["over_capacity"]
         zero += q["n"] == 0
-    assert kinds_seen == {"llm", "stt", "tts", "image"}
+    assert kinds_seen == {"llm", "stt", "tts", "image", "embed"}
     assert over >= 3 and never >= 3 and zero >= 3, (over, never, zero)
     assert page.problems == []
 

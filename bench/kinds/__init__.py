@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-KIND_MODULES = {name: f"bench.kinds.{name}" for name in ("llm", "endpoint", "asr", "tts", "image")}
+KIND_MODULES = {name: f"bench.kinds.{name}" for name in ("llm", "endpoint", "asr", "tts", "image", "embed")}
 
 
 @dataclass(frozen=True)
