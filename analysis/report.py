@@ -255,11 +255,11 @@ def unit_cost_section(df: pd.DataFrame) -> Section:
     """Speech, voice and images: the measured running cost per unit beside the API prices of that unit."""
     kwh = catalog.tariff_usd_per_kwh()
     mb = catalog.machine_builds()
-    sec = Section("Dollars per audio minute, per 1M characters, per image", [
+    sec = Section("Dollars per audio minute, per 1M characters, per image, per 1M embedding tokens", [
         f"Local: energy per unit from the rows at ${kwh:g}/kWh through the PSU plus the rest of the platform while "
         "busy (running cost only); API: list prices from `analysis/data/prices.toml`. Speech rows carry their word "
-        "error rate on the reference set (voice: of the round trip through speech-to-text), so a faster model's "
-        "saving is read beside what it gets wrong."])
+        "error rate on the reference set (voice: of the round trip through speech-to-text), and embedding rows their "
+        "retrieval check (recall@1 of fixed queries), so a faster model's saving is read beside what it gets wrong."])
     body = []
     for contract in kinds.contracts():
         pricing = contract.PRICING
@@ -282,6 +282,8 @@ def unit_cost_section(df: pd.DataFrame) -> Section:
                      if col.name in g and g[col.name].notna().any()]
             if "wer" in g and g["wer"].notna().any():
                 speed.append(f"WER {g['wer'].median():.1%}")
+            if "recall_at_1" in g and g["recall_at_1"].notna().any():
+                speed.append(f"recall@1 {g['recall_at_1'].median():.0%}")
             body.append([f"{m} / {w}" + (f" ({', '.join(label)})" if label else ""), unit,
                          f"${wall_j / cost.J_PER_KWH * kwh:.3g}", f"{j_per_unit:.4g} J, {s_per_unit:.3g} s",
                          ", ".join(speed), rows.provenance(g)])

@@ -72,7 +72,7 @@ def test_every_kind_contract_is_whole():
     for c in kinds.contracts():
         assert c.NAME in kinds.names() and c.BACKEND.startswith("bench.backends.")
         assert "tests" in c.KEYS and callable(c.parse_test)
-        assert c.PRICING is not None and c.PRICING.price_kind in ("llm", "stt", "tts", "image")
+        assert c.PRICING is not None and c.PRICING.price_kind in ("llm", "stt", "tts", "image", "embed")
         for name in c.SHARES:
             assert name in columns.registry(), f"{c.NAME} shares an undeclared column {name}"
         for col in c.COLUMNS:
@@ -99,7 +99,8 @@ def test_registry_is_the_writers_columns_with_units_and_meanings():
         if c.name.endswith("_gb"):
             assert c.unit == "GB", c.name  # 10^9 bytes; GiB columns say _gib
     assert reg["ram_gib"].unit == "GiB" and "ram_gb" not in reg
-    assert {"pp_tokens_per_s", "tg_tokens_per_s", "rtf", "chars_per_s", "s_per_image", "wall_s"} == set(
+    assert {"pp_tokens_per_s", "tg_tokens_per_s", "rtf", "chars_per_s", "s_per_image", "embed_tokens_per_s",
+            "wall_s"} == set(
         columns.spread())
     assert reg["tg_tokens_per_s"].kinds == ("llm", "endpoint")
     assert set(reg["wer"].kinds) == {"asr", "tts"}
@@ -310,5 +311,5 @@ def test_null_meter_leaves_energy_empty():
 
 
 def test_config_error_for_unknown_kind_lists_the_registry(write_suite):
-    with pytest.raises(ConfigError, match="one of asr, endpoint, image, llm, tts"):
-        load_suite(write_suite(ENDPOINT_SUITE.format(step="c1").replace('"endpoint"', '"embed"')))
+    with pytest.raises(ConfigError, match="one of asr, embed, endpoint, image, llm, tts"):
+        load_suite(write_suite(ENDPOINT_SUITE.format(step="c1").replace('"endpoint"', '"video"')))

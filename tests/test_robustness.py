@@ -486,7 +486,7 @@ def test_a_kind_that_is_not_a_string(write_suite):
         'kind = "llm"', 'kind = ["llm"]')))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     [line] = r.stderr.strip().splitlines()
-    assert "workloads[0].kind: expected one of asr, endpoint, image, llm, tts" in line
+    assert "workloads[0].kind: expected one of asr, embed, endpoint, image, llm, tts" in line
 
 
 # ------------------------------------------------------------------------------- 12. no secrets in any output
