@@ -54,7 +54,7 @@ class EmbedBackend:
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"llama.cpp could not load {self.model_path} as an embedding model: {e}") from e
         self._build = llama_cpp.llama_print_system_info().decode(errors="replace").strip()
-        self.passages = passages()
+        self.passages = [self.workload.params["passage_prefix"] + p for p in passages()]
         self.tokens = [len(self.llm.tokenize(p.encode())) for p in self.passages]
         if max(self.tokens) > n_ctx:
             raise BackendError(f"a passage has {max(self.tokens)} tokens; n_ctx is {n_ctx}")
@@ -83,7 +83,8 @@ class EmbedBackend:
 
     def check(self, test: str) -> dict:
         """Recall@1 of the fixed queries against the passages just embedded (not timed)."""
-        q = np.asarray(self.llm.embed(list(QUERIES.values()), normalize=True), dtype=np.float32)
+        prefix = self.workload.params["query_prefix"]
+        q = np.asarray(self.llm.embed([prefix + x for x in QUERIES.values()], normalize=True), dtype=np.float32)
         hits = (q @ self._vectors.T).argmax(axis=1) == np.arange(len(QUERIES))
         return {"recall_at_1": float(hits.mean())}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..columns import Column as C
 from . import Pricing
-from .schema import FIT_KEYS, MODEL, N_GPU_LAYERS, fixed_tests, int_key
+from .schema import FIT_KEYS, MODEL, N_GPU_LAYERS, fixed_tests, int_key, str_key
 
 NAME = "embed"
 BACKEND = "bench.backends.embed"
@@ -17,6 +17,9 @@ KEYS = {
     "tests": TESTS,
     "n_gpu_layers": N_GPU_LAYERS,
     "n_ctx": int_key("an integer >= 64: the longest passage in tokens", 512, check=lambda v: v >= 64),
+    "passage_prefix": str_key('text put before each passage, as the model was trained (nomic-embed-text: '
+                              '"search_document: ")', ""),
+    "query_prefix": str_key('text put before each query (nomic-embed-text: "search_query: ")', ""),
     **FIT_KEYS,
 }
 
