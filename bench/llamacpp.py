@@ -42,9 +42,20 @@ def tool(name: str, build: bool = True, log=print) -> Path:
     return exe
 
 
+def _vendored_sources(tmp: str) -> Path:
+    """Download the pinned llama-cpp-python sdist into ``tmp`` and extract it: its vendored llama.cpp folder."""
+    version = buildflags.LLAMA_CPP_PYTHON_VERSION
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                    f"llama-cpp-python=={version}", "-d", tmp], check=True)
+    [sdist] = Path(tmp).glob("llama_cpp_python-*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        tf.extractall(tmp, filter="data")
+    return Path(tmp) / f"llama_cpp_python-{version}" / "vendor" / "llama.cpp"
+
+
 def source_dir(log=print) -> Path:
-    """llama.cpp's sources as vendored in the pinned llama-cpp-python sdist, extracted once into the cache (for its
-    converter, convert_hf_to_gguf.py, and gguf-py)."""
+    """llama.cpp's converter (convert_hf_to_gguf.py, its conversion package and gguf-py) from the sources vendored in
+    the pinned llama-cpp-python sdist, extracted once into the cache."""
     version = buildflags.LLAMA_CPP_PYTHON_VERSION
     dest = cache_dir("llama.cpp-src") / version
     if (dest / "convert_hf_to_gguf.py").is_file():
@@ -52,14 +63,9 @@ def source_dir(log=print) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         log(f"fetching the llama-cpp-python {version} sources for llama.cpp's converter (once)")
         try:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                            f"llama-cpp-python=={version}", "-d", tmp], check=True)
-            [sdist] = Path(tmp).glob("llama_cpp_python-*.tar.gz")
-            with tarfile.open(sdist) as tf:
-                tf.extractall(tmp, filter="data")
+            src = _vendored_sources(tmp)
         except (subprocess.CalledProcessError, OSError, ValueError) as e:
             raise ShadowbenchError(f"fetching llama.cpp's sources failed ({type(e).__name__}: {e})") from None
-        src = Path(tmp) / f"llama_cpp_python-{version}" / "vendor" / "llama.cpp"
         tmp_dest = dest.with_name(dest.name + ".tmp")
         shutil.rmtree(tmp_dest, ignore_errors=True)
         tmp_dest.mkdir(parents=True)
@@ -85,12 +91,7 @@ def build_tools(log=print) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         log(f"building {', '.join(missing)} from the llama-cpp-python {version} sdist with {' '.join(args)} (once)")
         try:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                            f"llama-cpp-python=={version}", "-d", tmp], check=True)
-            [sdist] = Path(tmp).glob("llama_cpp_python-*.tar.gz")
-            with tarfile.open(sdist) as tf:
-                tf.extractall(tmp, filter="data")
-            src = Path(tmp) / f"llama_cpp_python-{version}" / "vendor" / "llama.cpp"
+            src = _vendored_sources(tmp)
             build = Path(tmp) / "build"
             subprocess.run(["cmake", "-S", str(src), "-B", str(build), *args, "-DCMAKE_BUILD_TYPE=Release",
                             "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
