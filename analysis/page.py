@@ -24,10 +24,6 @@ from .render import Figure, Section, markdown, plotly_panels
 
 
 
-def _num(v):
-    return None if v is None or (isinstance(v, float) and pd.isna(v)) else float(v)
-
-
 def local_options(df: pd.DataFrame) -> list[dict]:
     """Every committed machine and workload the calculator can price, per price kind: the figures ``cost`` starts
     from (LLM: per measured request shape the busy seconds and energy, else the pp/tg rates and busy power; other
@@ -110,14 +106,16 @@ def page_data(df: pd.DataFrame, choices: dict) -> dict:
     pricing = {c.PRICING.price_kind: {"unit": c.PRICING.unit, "display": c.PRICING.display,
                                       "display_scale": c.PRICING.display_scale}
                for c in kinds.contracts() if c.PRICING is not None}
-    llm_ids = list(choices["llm_apis"]) + [choices["cumulative"]["api"]] + catalog.LISTED_LLMS
+    shipped = mixes()
+    llm_ids = (list(choices["llm_apis"]) + [choices["cumulative"]["api"]] + catalog.LISTED_LLMS
+               + [t["api"] for m in shipped for t in m["tasks"] if t["kind"] == "llm"])
     return {
         "calendar": {"days_per_month": cost.DAYS_PER_MONTH, "days_per_year": cost.DAYS_PER_YEAR,
                      "j_per_kwh": cost.J_PER_KWH, "text": cost.CALENDAR},
         "tariff": {"usd_per_kwh": catalog.tariff_usd_per_kwh(), "source": "builds.toml [tariff]"},
         "pricing": pricing, "builds": builds(), "machines": catalog.machine_builds(), "local": local_options(df),
-        "apis": apis(llm_ids + [t["api"] for m in mixes() for t in m["tasks"] if t["kind"] == "llm"]),
-        "mixes": mixes(),
+        "apis": apis(llm_ids),
+        "mixes": shipped,
         "defaults": {"build": choices["cumulative"]["build"], "api": choices["cumulative"]["api"],
                      "requests_per_day": choices["cumulative"]["requests_per_day"],
                      "prompt_tokens": choices["request_shape"]["prompt_tokens"],

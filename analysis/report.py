@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import columns, kinds
+from bench.errors import ConfigError
 from bench.kinds.llm import QUALITY_TESTS
 
 from . import catalog, cost, quality, rows, scenarios
@@ -596,7 +597,7 @@ def decision_section(df: pd.DataFrame) -> Section:
         for machine in [None, *machines]:
             try:
                 a = advise.advise(mix, machine=machine, rows_df=df)
-            except Exception:  # noqa: BLE001 - a machine whose rows cannot price the mix is left out
+            except ConfigError:  # a machine whose rows or build cannot price the mix is left out
                 continue
             where = (f"on {machine}'s rows" + (" (ESTIMATED energy)" if df[df["machine"] == machine]["estimated"]
                                                .any() else "") if machine else f"on {a.build.id}'s catalog figures")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .cache import cache_dir
-from .energy.nvml import NVML
+from .energy.nvml import NVML, _text
 from .errors import ShadowbenchError
 
 NVML_ERROR_NO_PERMISSION = 4
@@ -45,9 +45,7 @@ def cards(session: NVML) -> list[Card]:
     out = []
     for i, h in enumerate(session.handles):
         lo, hi = nv.nvmlDeviceGetPowerManagementLimitConstraints(h)
-        uuid = nv.nvmlDeviceGetUUID(h)
-        out.append(Card(i, uuid.decode() if isinstance(uuid, bytes) else uuid,
-                        (lambda n: n.decode() if isinstance(n, bytes) else n)(nv.nvmlDeviceGetName(h)), h,
+        out.append(Card(i, _text(nv.nvmlDeviceGetUUID(h)), _text(nv.nvmlDeviceGetName(h)), h,
                         lo / 1000, hi / 1000, nv.nvmlDeviceGetPowerManagementDefaultLimit(h) / 1000,
                         nv.nvmlDeviceGetPowerManagementLimit(h) / 1000))
     return out

@@ -77,7 +77,8 @@ class Runner:
         self.idle_s = suite.energy.idle_s if idle_s is None else idle_s
         self.idle_power_w: float | None = None
         self.nvml_module = nvml_module
-        self._limits: list[tuple[float, dict]] = [(None, {})]  # (limit W, row fields): one pass outside a sweep
+        # (each card's limit W, the rows' power-limit columns) per pass: one pass at no set limit outside a sweep
+        self._limits: list[tuple[tuple[float, ...] | None, dict]] = [(None, {})]
         self._nvml = None
         self._cards: list = []
         self.wall_idle_power_w: float | None = None
@@ -92,22 +93,21 @@ class Runner:
         sw = self.suite.sweep
         per_card = [powerlimit.resolve(sw.power_limit_w, sw.power_limit_pct, c) for c in self._cards]
         c0 = self._cards[0]
-        self._limits = [(per_card[0][k], {"power_limit_w": per_card[0][k], "power_limit_min_w": c0.min_w,
-                                          "power_limit_default_w": c0.default_w, "power_limit_max_w": c0.max_w,
-                                          "_per_card": [w[k] for w in per_card]})
-                        for k in range(len(per_card[0]))]
-        self.console.print(f"power-limit sweep on {c0.name}: " + ", ".join(f"{w:g} W" for w, _ in self._limits)
+        self._limits = [(watts, {"power_limit_w": watts[0], "power_limit_min_w": c0.min_w,
+                                 "power_limit_default_w": c0.default_w, "power_limit_max_w": c0.max_w})
+                        for watts in zip(*per_card)]
+        self.console.print(f"power-limit sweep on {c0.name}: " + ", ".join(f"{w[0]:g} W" for w, _ in self._limits)
                            + f" (allowed {c0.min_w:g}–{c0.max_w:g} W, default {c0.default_w:g} W, now "
                            f"{c0.current_w:g} W: put back at the end)", highlight=False)
 
-    def _set_limit(self, fields: dict, progress, task) -> None:
+    def _set_limit(self, watts: tuple[float, ...], progress, task) -> None:
         from . import powerlimit
 
-        for card, w in zip(self._cards, fields["_per_card"]):
+        for card, w in zip(self._cards, watts):
             powerlimit.set_limit(self._nvml, card, w, self._cards)
         settle = self.suite.sweep.settle_s
         t0 = time.perf_counter()
-        progress.update(task, description=f"settling at {fields['power_limit_w']:g} W ({settle:g} s)")
+        progress.update(task, description=f"settling at {watts[0]:g} W ({settle:g} s)")
         while time.perf_counter() - t0 < settle:
             time.sleep(min(0.1, settle))
             signals.check()
@@ -243,10 +243,9 @@ class Runner:
             return
         settings = {**settings, "model_bytes": size}
         try:
-            for limit, fields in self._limits:
-                if limit is not None:
-                    self._set_limit(fields, progress, task)
-                limit_cols = {k: v for k, v in fields.items() if not k.startswith("_")}
+            for watts, limit_cols in self._limits:
+                if watts is not None:
+                    self._set_limit(watts, progress, task)
                 for test in w.tests:
                     self._run_test(w, test, backend, sha, {**settings, **limit_cols}, writer, outcome, progress, task)
         finally:

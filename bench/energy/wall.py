@@ -303,9 +303,6 @@ class WallPart(Part):
                 return
             time.sleep(0.02)
 
-    def edge(self, which: str) -> tuple[float, float | None]:
-        return self.clock(), None
-
     def describe(self) -> str:
         return f"wall: {self.protocol.describe()} polled at {1 / self.interval_s:g} Hz"
 
