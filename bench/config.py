@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from . import models
 from .errors import ConfigError
 from .kinds import get as kind_contract, names as kind_names
+from .kinds.endpoint import redact_url
 from .kinds.schema import Key, int_key as _int, number_key, str_key as _str
 
 
@@ -209,7 +210,7 @@ def load_suite(path: str | Path, check_models: bool = True) -> Suite:
         if hasattr(contract, "link"):  # a model made from this or another workload's, references to others
             model, linked = contract.link(w, model, path, where, earlier)
         if model is None:  # the model behind a remote server
-            model = models.ModelRef("remote", f"{w.get('model_name', '')}@{contract.redact_url(w.get('base_url', ''))}")
+            model = models.ModelRef("remote", f"{w.get('model_name', '')}@{redact_url(w.get('base_url', ''))}")
         earlier[w["name"]] = (kind, model)
         params = {k: v for k, v in w.items() if k in contract.KEYS and k not in ("model", "tests")} | linked
         workloads.append(Workload(

@@ -20,7 +20,10 @@ TOOLS = ("llama-bench", "llama-server", "llama-batched-bench", "llama-perplexity
 
 
 def tool_dir() -> Path:
-    return cache_dir("llama.cpp") / buildflags.build_key(buildflags.cmake_args()) / "bin"
+    """Where this box's tools live: ``SHADOWBENCH_LLAMA_CPP_TOOLS`` (the tests point it at the box's own cache,
+    shared like the wheel cache) or the cache folder, one folder per version and flags."""
+    root = os.environ.get("SHADOWBENCH_LLAMA_CPP_TOOLS")
+    return (Path(root) if root else cache_dir("llama.cpp")) / buildflags.build_key(buildflags.cmake_args()) / "bin"
 
 
 def env() -> dict[str, str]:
@@ -30,15 +33,15 @@ def env() -> dict[str, str]:
 
 
 def tool(name: str, build: bool = True, log=print) -> Path:
-    """The path of a llama.cpp tool, built (with every other missing tool of TOOLS, a few minutes per tool on 2
-    cores) when missing and ``build``; ShadowbenchError when it is missing and not to be built, or the build fails."""
+    """The path of a llama.cpp tool, built (a few minutes on 2 cores; the other tools stay as they are) when
+    missing and ``build``; ShadowbenchError when it is missing and not to be built, or the build fails."""
     exe = tool_dir() / name
     if exe.exists():
         return exe
     if not build:
         raise ShadowbenchError(f"{name} is not built yet: run `python -m bench.llamacpp` (builds {', '.join(TOOLS)} "
                                f"from the llama-cpp-python {buildflags.LLAMA_CPP_PYTHON_VERSION} sources)")
-    build_tools(log)
+    build_tools(log, only=(name,))
     return exe
 
 
@@ -79,12 +82,12 @@ def source_dir(log=print) -> Path:
     return dest
 
 
-def build_tools(log=print) -> Path:
-    """Build the tools of TOOLS not built yet into ``tool_dir()``, beside the ones that are (same flags, same
-    sources: their shared libraries are the same)."""
+def build_tools(log=print, only: tuple[str, ...] = TOOLS) -> Path:
+    """Build the tools of ``only`` (all of TOOLS) not built yet into ``tool_dir()``, beside the ones that are (same
+    flags, same sources: their shared libraries are the same)."""
     args = buildflags.cmake_args()
     bin_dir = tool_dir()
-    missing = [t for t in TOOLS if not (bin_dir / t).exists()]
+    missing = [t for t in only if not (bin_dir / t).exists()]
     if not missing:
         return bin_dir
     version = buildflags.LLAMA_CPP_PYTHON_VERSION

@@ -275,6 +275,38 @@ def server_overhead(args) -> float:
                         target=0.90)
 
 
+EMBED_SUITE = PERF_HEAD.replace("{name}", "perf-embed") + """
+[[workloads]]
+name = "in-process"
+kind = "embed"
+model = "bundled:all-minilm-l6-v2"
+
+[[workloads]]
+name = "llama-server"
+kind = "embed"
+model = "bundled:all-minilm-l6-v2"
+spawn = true
+"""
+
+
+def embed_vs_llama_server(args) -> float:
+    """Embedding tokens/s of the passage set in-process (llama-cpp-python) and through llama.cpp's own
+    ``llama-server --embeddings`` (the endpoint path, 32 passages per request), interleaved rounds; recall@1 must be
+    1.0 on both. The server adds HTTP and JSON per request; the in-process figure should not fall below it by more
+    than the noise (target: in-process / server >= 0.95)."""
+    samples: dict[str, list[float]] = {"in-process": [], "llama-server": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rnd in range(args.rounds):
+            for r in harness_rows(Path(tmp) / f"r{rnd}", EMBED_SUITE.format(reps=args.reps, threads=args.threads)):
+                if float(r["recall_at_1"]) != 1.0:
+                    raise SystemExit(f"{r['workload']}: recall@1 {r['recall_at_1']} (expected 1.0)")
+                samples[r["workload"]].append(float(r["embed_tokens_per_s"]))
+    return report_ratio(f"all-MiniLM-L6-v2 embedding tokens/s, 124 passages, {args.threads} threads, "
+                        f"{len(samples['llama-server'])} repetitions each (median)", samples, "in-process",
+                        "llama-server", ("in-process (llama-cpp-python)", "llama-server /v1/embeddings",
+                                         "in-process / server"), target=0.95)
+
+
 BATCHED_PP, BATCHED_TG, BATCHED_PL = 128, 128, (1, 4, 8)
 BATCHED_SUITE = PERF_HEAD.replace("{name}", "perf-batched") + """
 [[workloads]]
@@ -479,7 +511,7 @@ def quality_vs_llama_perplexity(args) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.perfcheck", description=__doc__.splitlines()[0])
     ap.add_argument("what", nargs="?", choices=["all", "llm", "sampler", "asr", "server", "batched", "external",
-                                                "quality"], default="all")
+                                                "quality", "embed"], default="all")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--reps", type=int, default=3, help="repetitions per tool per round")
     ap.add_argument("--threads", type=int, default=default_threads())
@@ -498,6 +530,8 @@ def main(argv=None) -> int:
         external_server_energy(args)
     if args.what in ("all", "quality"):
         quality_vs_llama_perplexity(args)
+    if args.what in ("all", "embed"):
+        embed_vs_llama_server(args)
     return 0
 
 

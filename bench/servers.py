@@ -52,9 +52,11 @@ class SpawnedServer:
     name = "server"
 
     def __init__(self, model: Path, n_ctx: int, threads: int, n_gpu_layers: int, alias: str = "local",
-                 startup_timeout_s: float = 120.0, log: Path | None = None, slots: int = 1):
+                 startup_timeout_s: float = 120.0, log: Path | None = None, slots: int = 1,
+                 embeddings: bool = False):
         self.model, self.n_ctx, self.threads, self.n_gpu_layers = Path(model), n_ctx, threads, n_gpu_layers
         self.alias, self.timeout, self.slots = alias, startup_timeout_s, slots
+        self.embeddings = embeddings  # serve /v1/embeddings (mean pooling) instead of completions
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.proc: subprocess.Popen | None = None
@@ -126,6 +128,8 @@ class LlamaCppServer(SpawnedServer):
     name = "llama_cpp.server"
 
     def command(self) -> list[str]:
+        if self.embeddings:
+            raise BackendError("embeddings are served by llama-server here, not llama-cpp-python's server")
         return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model), "--model_alias", self.alias,
                 "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
                 "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
@@ -136,7 +140,8 @@ class LlamaCppServer(SpawnedServer):
 
 class LlamaServer(SpawnedServer):
     """llama.cpp's ``llama-server`` with ``slots`` parallel slots and continuous batching; each slot gets n_ctx
-    tokens of context."""
+    tokens of context. With ``embeddings``: ``--embeddings --pooling mean``, and a physical batch of n_ctx tokens
+    (an embedding model reads each input whole in one batch)."""
 
     name = "llama-server"
 
@@ -147,7 +152,9 @@ class LlamaServer(SpawnedServer):
         return [str(exe), "-m", str(self.model), "--alias", self.alias, "--host", "127.0.0.1",
                 "--port", str(self.port), "-c", str(self.n_ctx * self.slots), "-np", str(self.slots),
                 "-t", str(self.threads), "-tb", str(self.threads), "-ngl", str(self.n_gpu_layers), "-fa", "on",
-                "--cont-batching", "--no-webui"]
+                "--cont-batching", "--no-webui",
+                *(["--embeddings", "--pooling", "mean", "-b", str(self.n_ctx), "-ub", str(self.n_ctx)]
+                  if self.embeddings else [])]
 
     def env(self) -> dict[str, str]:
         from . import llamacpp

@@ -9,10 +9,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+# llama.cpp's tools are build output keyed by version and flags (like the wheel cache): the tests reuse the box's,
+# building a missing one there once, instead of a few minutes per test session
+_TOOLS = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shadowbench" / "llama.cpp"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # the sha256 cache and any other shadowbench cache go to a temporary folder, never the user's
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+    monkeypatch.setenv("SHADOWBENCH_LLAMA_CPP_TOOLS", str(_TOOLS))
 
 
 @pytest.fixture

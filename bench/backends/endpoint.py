@@ -84,21 +84,7 @@ class EndpointBackend:
         self.prompt = prompt_text(p["prompt_tokens"])
 
     def energy_scope(self) -> Scope:
-        """Whose CPU time the labeled estimate counts: a spawned server is a child process (counted already); an
-        external server on this machine is found by the port it listens on; one elsewhere gets no energy here."""
-        if self.server is not None:
-            return Scope("process", note=f"includes the spawned {self.server.name} (a child process)")
-        u = urlsplit(self.base_url)
-        port = u.port or (443 if u.scheme == "https" else 80)
-        if not _is_this_machine(u.hostname or ""):
-            return Scope("remote", note=f"the server at {self.shown_url} runs on another machine: its energy is not "
-                                        "measured here")
-        pids = _listening_pids(port)
-        if pids:
-            return Scope("pids", tuple(pids), note=f"includes the CPU time of the local server (pid "
-                                                   f"{', '.join(map(str, pids))}) listening on port {port}")
-        return Scope("system", note=f"the local server on port {port} could not be found: the whole machine's busy "
-                                    "CPU time is counted")
+        return server_scope(self.server, self.base_url, self.shown_url)
 
     def unload(self) -> None:
         if self.server is not None:
@@ -263,6 +249,24 @@ class EndpointBackend:
             if prompts:
                 out["prompt_tokens"] = int(np.mean(prompts))
         return out
+
+
+def server_scope(server: SpawnedServer | None, base_url: str, shown_url: str) -> Scope:
+    """Whose CPU time the labeled estimate counts: a spawned server is a child process (counted already); an external
+    server on this machine is found by the port it listens on; one elsewhere gets no energy here."""
+    if server is not None:
+        return Scope("process", note=f"includes the spawned {server.name} (a child process)")
+    u = urlsplit(base_url)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    if not _is_this_machine(u.hostname or ""):
+        return Scope("remote", note=f"the server at {shown_url} runs on another machine: its energy is not "
+                                    "measured here")
+    pids = _listening_pids(port)
+    if pids:
+        return Scope("pids", tuple(pids), note=f"includes the CPU time of the local server (pid "
+                                               f"{', '.join(map(str, pids))}) listening on port {port}")
+    return Scope("system", note=f"the local server on port {port} could not be found: the whole machine's busy "
+                                "CPU time is counted")
 
 
 def _is_this_machine(host: str) -> bool:
