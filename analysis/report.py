@@ -16,9 +16,9 @@ import pandas as pd
 
 from bench import columns, kinds
 from bench.errors import ConfigError
-from bench.kinds.llm import QUALITY_TESTS
+from bench.kinds.llm import request_test
 
-from . import catalog, cost, quality, rows, scenarios
+from . import batching, catalog, cost, quality, rows, scenarios
 from .render import BarChart, Bars, Figure, Line, LineChart, Scatter, Section, Table, figures, markdown, plot
 
 GREEN, ORANGE, PURPLE, RED, BLUE = "#55A868", "#DD8452", "#8172B2", "#C44E52", "#4C72B0"
@@ -62,7 +62,8 @@ def measured_section(df: pd.DataFrame) -> Section:
     if df.empty:
         sec.blocks.append("No result rows yet: run `make bench` and commit the file.")
         return sec
-    in_process = df[(df["kind"] != "endpoint") & ~df["test"].isin(QUALITY_TESTS)]  # quality: its own section
+    # quality passes and batching tests: their own sections
+    in_process = df[(df["kind"] != "endpoint") & ((df["kind"] != "llm") | df["test"].map(request_test))]
     body = []
     for key, g in rows.groups(in_process):
         versions = in_process[(in_process["machine"] == key["machine"])
@@ -294,6 +295,86 @@ def unit_cost_section(df: pd.DataFrame) -> Section:
                          f"prices.toml {pid}: {p.source}, as of {p.as_of}"])
     sec.blocks.append(Table(["what", "per", "$ per unit", "device energy and busy time per unit",
                              "speed and quality (medians)", "from"], body))
+    return sec
+
+
+def _pct(v: float | None) -> str:
+    return "" if v is None else f"{v:.0%}"
+
+
+def _saves(v: float | None, what: str, verb: str = "") -> str:
+    """'saves 62% of the input tokens' / 'costs 40% more busy time' ('has ... fewer/more' with verb='has')."""
+    if v is None:
+        return f"{what}: not measured"
+    if verb == "has":
+        return f"has {abs(v):.0%} {'fewer' if v >= 0 else 'more'} {what}"
+    return f"saves {v:.0%} of the {what}" if v >= 0 else f"costs {-v:.0%} more {what}"
+
+
+def batching_section(df: pd.DataFrame) -> Section | None:
+    """The guides' Strategy 3 against the eachN / collectN rows: per 1,000 emails at the APIs' token prices and on
+    the box (busy time, energy at the wall), labels right, the measured savings beside the guide's 90%."""
+    pairs = batching.pairs(df)
+    if not pairs:
+        return None
+    conf = batching.claims()
+    emails, kwh, mb = conf["emails"], catalog.tariff_usd_per_kwh(), catalog.machine_builds()
+    apis = [catalog.llm_price(a) for a in conf["apis"]]
+    g = batching.guide_check()
+    sec = Section("Batching: one request per email, or one request for many", [
+        f"The guide's batching strategy ({g['source']}), measured: the same emails classified one request each "
+        "(`eachN`) and in one request holding all N, numbered, the answer parsed back line by line (`collectN`); the "
+        "same instructions, greedy decoding, the answer held to the five labels by a grammar (`bench/batching.py`). "
+        f"Per {emails:,} emails: the API's cost is each request's measured input and output tokens at its token "
+        f"prices; the box's is its busy time and its energy at the wall at ${kwh:g}/kWh (running cost only). "
+        "\"Labeled right\" is the share of emails the model labeled as written: a batch that answers worse is not "
+        "a saving."])
+    body, sums = [], []
+    for p in pairs:
+        b = catalog.build(mb[p.machine]) if p.machine in mb else None
+        usd_local = {}
+        for m in (p.each, p.collect):
+            u = m.unit()
+            wall_j = (cost.wall_energy_j(u, b) if b else u.device_energy_j)
+            usd_local[m.test] = None if wall_j is None else wall_j * emails / cost.J_PER_KWH * kwh
+            est = " ESTIMATED" if m.estimated else ""
+            body.append([f"{p.machine} / {p.workload}", m.test, f"{m.requests * emails / m.items:,.0f}",
+                         f"{m.in_tokens:.1f}", f"{m.out_tokens:.1f}",
+                         *[f"${m.api_usd(a, emails):.3g}" for a in apis],
+                         f"{m.seconds * emails:,.0f} s",
+                         "" if usd_local[m.test] is None else f"${usd_local[m.test]:.3g}{est}",
+                         _pct(m.accuracy), m.rows])
+        sv = {k: batching.saving(getattr(p.each, k), getattr(p.collect, k))
+              for k in ("in_tokens", "out_tokens", "seconds")}
+        sv["api"] = batching.saving(p.each.api_usd(apis[0], emails), p.collect.api_usd(apis[0], emails))
+        sv["energy"] = batching.saving(usd_local[p.each.test], usd_local[p.collect.test])
+        sums.append(
+            f"**{p.machine} / {p.workload}, {p.items} emails per batch:** at {apis[0].id} collect-style "
+            f"{_saves(sv['api'], 'API cost')} ({_saves(sv['in_tokens'], 'input tokens', 'has')}: "
+            "only the instructions are shared, every email is still in the prompt; it "
+            f"{_saves(sv['out_tokens'], 'output tokens', 'has')}: each answer line carries its number). On the box "
+            f"it {_saves(sv['seconds'], 'busy time')} and {_saves(sv['energy'], 'energy')} "
+            "(one request at a time reuses the cached instructions, as llama.cpp's server and Ollama do; the batch "
+            "decodes its longer answer over a longer context). Labeled right: "
+            f"{_pct(p.each.accuracy)} one at a time, {_pct(p.collect.accuracy)} batched.")
+    sec.blocks.append(Table(["box / workload", "test", f"requests per {emails:,}", "input tokens per email",
+                             "output tokens per email", *[f"API {a.id} per {emails:,}" for a in apis],
+                             f"busy time per {emails:,}", f"local energy per {emails:,}", "labeled right", "from"],
+                            body))
+    sec.blocks.extend(sums)
+    c = conf["guide"]
+    sec.blocks.append(
+        f"The guide: a {g['saving_printed']:.0%} saving, from {c['tokens_per_email_alone']} tokens per email one "
+        f"request each against {c['tokens_per_batch']} tokens per {c['batch_size']}-email batch, input tokens only, "
+        f"at one blended ${c['usd_per_mtok']:g}/1M. That counts a batched email at "
+        f"{g['batched_tokens_per_email']:g} tokens where the same email alone is {c['tokens_per_email_alone']}: the "
+        "emails do not shrink when batched, only the instructions are shared. Its dollars are ten times its own "
+        f"figures: {c['tokens_per_email_alone'] * c['emails']:,} tokens at ${c['usd_per_mtok']:g}/1M is "
+        f"${g['naive_usd']:.4f} (printed ${g['naive_usd_printed']:g}), batched ${g['batched_usd']:.5f} (printed "
+        f"${g['batched_usd_printed']:g}).")
+    for a in apis:
+        sec.blocks.append(f"API {a.id}: ${a.usd_per_mtok_in:g} in / ${a.usd_per_mtok_out:g} out per 1M tokens, "
+                          f"{a.source}, as of {a.as_of}.")
     return sec
 
 
@@ -663,7 +744,8 @@ def power_sweep_section(df: pd.DataFrame) -> Section | None:
 
 def sections(df: pd.DataFrame) -> list[Section]:
     out = [measured_section(df), comparison_section(df), serving_section(df), cost_per_request_section(df),
-           quality_section(df), power_sweep_section(df), unit_cost_section(df), scenarios_section(),
+           quality_section(df), power_sweep_section(df), unit_cost_section(df), batching_section(df),
+           scenarios_section(),
            decision_section(df),
            volume_sweep_section(), routing_section(df)]
     return [s for s in out if s is not None]

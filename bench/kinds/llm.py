@@ -1,7 +1,9 @@
-"""Kind ``llm``: a GGUF model through llama-cpp-python, llama-bench style tests (pp512, tg128, pp500+tg200), and
-the quality tests ``ppl`` and ``kld`` (llama-perplexity's perplexity and KL divergence from a base workload, over a
-fixed text: ``bench/quality.py``). A workload's model may be a quantization of an earlier workload's
-(``quantize_from`` + ``quantize_type``), made once with llama.cpp's own quantizer and cached."""
+"""Kind ``llm``: a GGUF model through llama-cpp-python, llama-bench style tests (pp512, tg128, pp500+tg200), the
+batching tests ``eachN`` / ``collectN`` (N emails classified one request each, or in one numbered request:
+``bench/batching.py``), and the quality tests ``ppl`` and ``kld`` (llama-perplexity's perplexity and KL
+divergence from a base workload, over a fixed text: ``bench/quality.py``). A workload's model may be a quantization
+of an earlier workload's (``quantize_from`` + ``quantize_type``), made once with llama.cpp's own quantizer and
+cached."""
 from __future__ import annotations
 
 import re
@@ -27,14 +29,26 @@ class LLMTest(NamedTuple):
     parallel: int = 1  # sequences decoded together (llama-batched-bench's unshared-prompt case)
 
 
+class Batch(NamedTuple):
+    collect: bool  # one request holding every item (True) or one request per item
+    items: int
+
+
+_BATCH = re.compile(r"^(?P<mode>each|collect)(?P<n>[1-9]\d*)$")
+MAX_BATCH_ITEMS = 200
+
 QUALITY_TESTS = ("ppl", "kld")  # run once, no warmup: deterministic, and not speed figures (their energy counts)
 
 
-def parse_test(name: str) -> LLMTest | str | None:
+def parse_test(name: str) -> LLMTest | Batch | str | None:
     """``pp512`` -> (512, 0, 1); ``tg128`` -> (0, 128, 1); ``pp500+tg200`` -> (500, 200, 1); ``pp500+tg200x8``:
-    8 requests of 500+200 tokens decoded together; ``ppl`` / ``kld``: the quality test's name; None if malformed."""
+    8 requests of 500+200 tokens decoded together; ``each20`` / ``collect20`` -> Batch(False / True, 20);
+    ``ppl`` / ``kld``: the quality test's name; None if malformed."""
     if name in QUALITY_TESTS:
         return name
+    if b := _BATCH.match(name):
+        n = int(b["n"])
+        return Batch(b["mode"] == "collect", n) if n <= MAX_BATCH_ITEMS else None
     m = _TEST.match(name)
     if not m or not (m["pp"] or m["tg"]) or (m["plus"] and not (m["pp"] and m["tg"])):
         return None
@@ -42,6 +56,12 @@ def parse_test(name: str) -> LLMTest | str | None:
     if (m["pp"] and pp < 1) or (m["tg"] and tg < 1) or n > MAX_PARALLEL:
         return None
     return LLMTest(pp, tg, n)
+
+
+def request_test(name: str) -> bool:
+    """A test whose rows are one request shape (pp/tg, what ``cost`` prices per request); not a quality pass, not
+    a batching test (priced per item by ``analysis/batching.py``)."""
+    return isinstance(parse_test(name), LLMTest)
 
 
 def runs(test: str, warmups: int, repetitions: int) -> tuple[int, int]:
@@ -56,7 +76,8 @@ QUANT_TYPES = ("F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_1", "Q5_0"
 KEYS = {
     "model": Key(MODEL.types, MODEL.expected + ' (or none, with quantize_from)', None, False, MODEL.check),
     "tests": tests_key(parse_test, 'a non-empty list of tests like "pp512", "tg128", "pp500+tg200", "pp500+tg200x8" '
-                       '(8 sequences decoded together), "ppl", "kld"'),
+                       '(8 sequences decoded together), "each20" / "collect20" (20 emails classified one request '
+                       f'each / in one request; up to {MAX_BATCH_ITEMS}), "ppl", "kld"'),
     "quantize_from": str_key("the name of an earlier llm workload of the suite whose model this one quantizes"),
     "quantize_type": str_key(f"a llama.cpp quantization type ({', '.join(QUANT_TYPES)}): the model (or "
                              "quantize_from's) quantized to it", check=lambda v: v in QUANT_TYPES),
@@ -94,6 +115,13 @@ COLUMNS = [
       "what each request sees)", summary=True),
     C("j_per_output_token", "metric", float, "J/token", "energy_j / output_tokens",
       derive=ratio("energy_j", "output_tokens")),
+    C("items", "metric", int, "items", "emails classified in one repetition (eachN / collectN tests)"),
+    C("items_answered", "metric", int, "items", "items whose label was parsed back from the answer"),
+    C("label_accuracy", "metric", float, "", "share of the items labeled as written (0–1): a batch that answers "
+      "worse is seen, not priced as equal", summary=True, better="higher"),
+    C("s_per_item", "metric", float, "s", "wall_s / items", derive=ratio("wall_s", "items"), summary=True,
+      better="lower"),
+    C("j_per_item", "metric", float, "J", "energy_j / items", derive=ratio("energy_j", "items")),
     C("n_gpu_layers", "settings", int, "", "layers offloaded to the GPU (-1 = all)"),
     C("n_ctx", "settings", int, "tokens", "context size"),
     C("n_batch", "settings", int, "tokens", "logical batch size"),
@@ -116,7 +144,7 @@ COLUMNS = [
     C("quality_text", "settings", str, "", "the text ppl and kld read, and the first 12 hex digits of its SHA-256"),
     C("quality_ctx", "settings", int, "tokens", "tokens per chunk of the quality text"),
 ]
-SHARES: tuple[str, ...] = ()
+SHARES: tuple[str, ...] = ("requests",)
 
 PRICING = Pricing("llm", "request", lambda row: 1.0)
 
