@@ -326,7 +326,8 @@ def batching_section(df: pd.DataFrame) -> Section | None:
         "(`eachN`) and in one request holding all N, numbered, the answer parsed back line by line (`collectN`); the "
         "same instructions, greedy decoding, the answer held to the five labels by a grammar (`bench/batching.py`). "
         f"Per {emails:,} emails: the API's cost is each request's measured input and output tokens at its token "
-        f"prices; the box's is its busy time and its energy at the wall at ${kwh:g}/kWh (running cost only). "
+        f"prices; the box's is its busy time and its energy at the wall at ${kwh:g}/kWh (running cost only; the "
+        "device's energy alone where the machine is not mapped to a build in `builds.toml`). "
         "\"Labeled right\" is the share of emails the model labeled as written: a batch that answers worse is not "
         "a saving."])
     body, sums = [], []
@@ -337,7 +338,7 @@ def batching_section(df: pd.DataFrame) -> Section | None:
             u = m.unit()
             wall_j = (cost.wall_energy_j(u, b) if b else u.device_energy_j)
             usd_local[m.test] = None if wall_j is None else wall_j * emails / cost.J_PER_KWH * kwh
-            est = " ESTIMATED" if m.estimated else ""
+            est = ("" if b else " device only") + (" ESTIMATED" if m.estimated else "")
             body.append([f"{p.machine} / {p.workload}", m.test, f"{m.requests * emails / m.items:,.0f}",
                          f"{m.in_tokens:.1f}", f"{m.out_tokens:.1f}",
                          *[f"${m.api_usd(a, emails):.3g}" for a in apis],
