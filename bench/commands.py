@@ -298,6 +298,16 @@ def cmd_restore_power_limit(args) -> int:
     return 0 if not any(s.startswith(("could not", "a power-limit record")) for s in said) else 1
 
 
+def cmd_doctor(args) -> int:
+    """The GPU setup and each engine's verdict; exit 0 when every engine uses the GPU, 1 otherwise (on a box
+    without a GPU too: it says what that means)."""
+    from . import doctor
+
+    text, all_gpu = doctor.report()
+    print(text)
+    return 0 if all_gpu else 1
+
+
 def cmd_columns(args) -> int:
     import re
 
@@ -362,6 +372,10 @@ def register(sub) -> None:
                         "(and who holds the rest), the disk and time it takes; nothing is downloaded")
     pl.add_argument("suite")
     pl.set_defaults(func=cmd_plan)
+
+    d = sub.add_parser("doctor", help="the NVIDIA driver, the cards, and whether llama.cpp, CTranslate2, torch and "
+                       "onnxruntime will use the GPU (each no with the reason and the fix)")
+    d.set_defaults(func=cmd_doctor)
 
     c = sub.add_parser("columns", help="print the result columns (unit, kinds, meaning) as a markdown table")
     c.add_argument("--write", action="store_true", help="write the table into docs/result-columns.md")

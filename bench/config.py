@@ -43,6 +43,9 @@ RUN_KEYS = {
     "repetitions": _int("an integer >= 1", 3, check=lambda v: v >= 1),
     "threads": THREADS,
     "cv_warn": number_key("a number between 0 and 1", 0.10, check=lambda v: 0 < v <= 1),
+    # a GPU suite's promise: a workload that would run on the CPU here fails with the reason (the rest runs)
+    "require_gpu": Key((bool,), "true (the workload must run on the NVIDIA GPU, or fail with the reason) or false",
+                       False),
 }
 
 METERS = ("auto", "nvml", "rapl", "estimate", "none")
@@ -85,6 +88,7 @@ class Workload:
     threads: int
     cv_warn: float
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    require_gpu: bool = False
 
 
 @dataclass(frozen=True)
@@ -216,7 +220,7 @@ def load_suite(path: str | Path, check_models: bool = True) -> Suite:
         workloads.append(Workload(
             name=w["name"], kind=kind, model=model, tests=tuple(w["tests"]),
             warmups=run["warmups"], repetitions=run["repetitions"], threads=threads, cv_warn=float(run["cv_warn"]),
-            params=MappingProxyType(params)))
+            params=MappingProxyType(params), require_gpu=run["require_gpu"]))
     return Suite(path=path, name=suite["name"], version=suite["version"], description=suite["description"],
                  workloads=tuple(workloads),
                  energy=Energy(meter=energy["meter"], idle_s=float(energy["idle_s"]),

@@ -32,6 +32,10 @@ class BackendError(ShadowbenchError):
     """A backend failed while loading or running a workload."""
 
 
+class GPURequired(BackendError):
+    """A workload that must run on the GPU (require_gpu) would run on the CPU here."""
+
+
 class OutOfMemory(BackendError):
     """The device ran out of memory: the message says so in words, not in a vendor's stack trace."""
 

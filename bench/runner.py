@@ -23,7 +23,7 @@ from .columns import SCHEMA_VERSION
 from .config import Suite, Workload
 from .energy import Meter
 from .energy.base import Scope
-from .errors import BackendError, ShadowbenchError
+from .errors import BackendError, GPURequired, ShadowbenchError
 from .results import ResultWriter, new_result_path
 
 
@@ -211,6 +211,11 @@ class Runner:
         progress.update(task, description=f"{escape(w.name)}: loading")
         backend = None
         try:
+            if w.require_gpu:  # before anything downloads or loads: a GPU suite never runs on the CPU by surprise
+                from . import doctor
+
+                if why := doctor.gpu_refusal(w.kind, dict(w.params)):
+                    raise GPURequired(f"require_gpu, but it would run on the CPU: {why}")
             if w.model.source == "hf":  # before anything downloads or loads: disk and memory
                 n = fetch.need(w.kind, w.model, dict(w.params))
                 why = fetch.fit_reason(w.kind, n, dict(w.params), self.gpus, provenance.ram_gib())
@@ -234,6 +239,8 @@ class Runner:
             backend.load()
             signals.check()  # a Ctrl-C during a load inside C code may have been swallowed there
             settings = backend.settings()
+            if w.require_gpu and settings.get("device", "cuda") != "cuda":
+                raise GPURequired(f"require_gpu, but {w.name} loaded on {settings.get('device')}")
             if hasattr(backend, "energy_scope") and hasattr(self.meter, "track"):
                 self.meter.track(backend.energy_scope())  # a local server's work counts; a remote one's is not here
         except Exception as e:  # noqa: BLE001 - any backend failure is contained; Ctrl-C is not an Exception

@@ -12,6 +12,9 @@ from ..errors import BackendError, OutOfMemory, is_out_of_memory
 
 
 def whisper_model(path: Path, device: str, compute_type: str, threads: int):
+    from .. import cudalibs
+
+    cudalibs.preload_ct2()  # CUDA 12 cuBLAS from the environment's NVIDIA package, where one is installed
     import ctranslate2
     from faster_whisper import WhisperModel
 

@@ -44,6 +44,9 @@ class EmbedBackend:
         self.llm = None
 
     def load(self) -> None:
+        from .. import cudalibs
+
+        cudalibs.preload_llama()
         import llama_cpp
 
         if not self.model_path.is_file():
@@ -59,6 +62,7 @@ class EmbedBackend:
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"llama.cpp could not load {self.model_path} as an embedding model: {e}") from e
         self._build = llama_cpp.llama_print_system_info().decode(errors="replace").strip()
+        self._offload = bool(llama_cpp.llama_supports_gpu_offload())
         self.passages = [self.workload.params["passage_prefix"] + p for p in passages()]
         self.tokens = [len(self.llm.tokenize(p.encode())) for p in self.passages]
         if max(self.tokens) > n_ctx:
@@ -72,7 +76,8 @@ class EmbedBackend:
     def settings(self) -> dict:
         p = self.workload.params
         return {"threads": self.workload.threads, "n_gpu_layers": p["n_gpu_layers"], "n_ctx": p["n_ctx"],
-                "batch_size": p["batch_size"], "flash_attn": p["flash_attn"], "backend_build": self._build}
+                "batch_size": p["batch_size"], "flash_attn": p["flash_attn"], "backend_build": self._build,
+                "device": "cuda" if self._offload and p["n_gpu_layers"] != 0 else "cpu"}
 
     def prepare(self, test: str) -> None:
         pass

@@ -40,6 +40,9 @@ class LlamaCppBackend:
 
     # ------------------------------------------------------------------ lifecycle
     def load(self) -> None:
+        from .. import cudalibs
+
+        cudalibs.preload_llama()  # a CUDA build's runtime libraries from the environment's NVIDIA packages
         import llama_cpp
 
         self.lc = llama_cpp
@@ -80,8 +83,13 @@ class LlamaCppBackend:
         p = self.workload.params
         return {"threads": self.workload.threads, "n_gpu_layers": p["n_gpu_layers"], "n_ctx": p["n_ctx"],
                 "n_batch": p["n_batch"], "flash_attn": p["flash_attn"], "backend_build": self._build,
-                "quant": self.quant, "model_params": self.n_params,
+                "quant": self.quant, "model_params": self.n_params, "device": self._device(),
                 "bits_per_weight": round(8 * self.model_size / self.n_params, 3) if self.n_params else None}
+
+    def _device(self) -> str:
+        """cuda where this llama.cpp build offloads and the workload puts layers on the GPU."""
+        on = self.lc.llama_supports_gpu_offload() and self.workload.params["n_gpu_layers"] != 0
+        return "cuda" if on else "cpu"
 
     # ------------------------------------------------------------------ tests
     def prompt_tokens(self, n: int) -> list[int]:

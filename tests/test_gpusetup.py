@@ -1,0 +1,202 @@
+"""The GPU setup without a GPU: fake ``nvidia-smi`` (and ``nvcc``) executables on PATH, shaped like the real tools'
+output, drive the plan (toolkit, architectures, torch build), the Makefile's GPU branch (a dry run: nothing is
+installed) and ``shadowbench doctor``'s verdicts; a GPU suite's workload is refused on this CPU box with the reason."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import buildflags
+
+from .conftest import REPO, run_cli
+
+CARDS = {
+    "3090": "NVIDIA GeForce RTX 3090, 24576, 8.6",
+    "4060ti": "NVIDIA GeForce RTX 4060 Ti, 16380, 8.9",
+}
+DRIVERS = {"r580": ("580.95.05", "13.0"), "r575": ("575.64.03", "12.9"), "r535": ("535.247.01", "12.2")}
+
+
+def fake_tools(tmp_path: Path, cards: list[str], driver: str, nvcc: str | None = None, broken=False) -> dict:
+    """A folder with nvidia-smi (and nvcc) answering like the real ones; the environment with it first on PATH."""
+    d = tmp_path / "fakebin"
+    d.mkdir(exist_ok=True)
+    ver, cuda = DRIVERS[driver]
+    rows = "\n".join(f"{CARDS[c]}, {ver}" for c in cards)
+    head = (f"+-----------------------------------------------------------------------------------------+\n"
+            f"| NVIDIA-SMI {ver}              Driver Version: {ver}      CUDA Version: {cuda}     |\n"
+            f"|-----------------------------------------+------------------------+----------------------+")
+    smi = d / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n" + ("echo 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA "
+                                    "driver.'; exit 9\n" if broken else
+                                    f'case "$1" in --query-gpu=*) cat <<"EOF"\n{rows}\nEOF\n;; *) cat <<"EOF"\n'
+                                    f"{head}\nEOF\n;; esac\n"))
+    smi.chmod(0o755)
+    if nvcc:
+        (d / "nvcc").write_text(f"#!/bin/sh\necho 'nvcc: NVIDIA (R) Cuda compiler driver'\n"
+                                f"echo 'Cuda compilation tools, release {nvcc}, V{nvcc}.1'\n")
+        (d / "nvcc").chmod(0o755)
+    # no system toolkit unless the test gives one: this machine has /usr/local/cuda-13.0 and nvcc in /usr/local/bin
+    path = ":".join(p for p in os.environ["PATH"].split(":") if not os.path.isfile(os.path.join(p, "nvcc")))
+    return {**os.environ, "PATH": f"{d}:{path}", "CUDA_HOME": str(tmp_path / "no-cuda-home")}
+
+
+def plan_in(env: dict, *args: str) -> str:
+    r = subprocess.run([sys.executable, "bench/buildflags.py", *args], capture_output=True, text=True, cwd=REPO,
+                       env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_a_3090_on_a_cuda_13_driver_gets_the_pypi_toolchain_for_sm86_and_torch_cu130(tmp_path):
+    env = fake_tools(tmp_path, ["3090"], "r580")
+    args = plan_in(env, "args", "--venv", str(tmp_path / "venv")).split()
+    root = tmp_path / "venv" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages" \
+        / "nvidia" / "cu13"
+    assert "-DGGML_CUDA=on" in args and "-DCMAKE_CUDA_ARCHITECTURES=86" in args
+    assert f"-DCMAKE_CUDA_COMPILER={root}/bin/nvcc" in args and f"-DCUDAToolkit_ROOT={root}" in args
+    assert plan_in(env, "torch").strip() == ("torch==2.13.0+cu130 --extra-index-url "
+                                             "https://download.pytorch.org/whl/cu130")
+    pk = plan_in(env, "cuda-packages").split()
+    assert "nvidia-cuda-nvcc==13.5.37" in pk and "nvidia-cublas==13.10.0.20" in pk
+    assert "nvidia-cublas-cu12==12.9.3.13" in pk  # CTranslate2's cuBLAS
+    text = plan_in(env, "plan")
+    assert "NVIDIA GeForce RTX 3090, 24576 MiB, compute capability 8.6" in text
+    assert "CUDA build for architectures 86 with no system nvcc; the driver runs CUDA 13.0: PyPI's CUDA 13.5.37" in text
+    # the architectures are part of the wheel cache key
+    (tmp_path / "b").mkdir()
+    env2 = fake_tools(tmp_path / "b", ["4060ti"], "r580")
+    assert plan_in(env, "key") != plan_in(env2, "key")
+    assert "-DCMAKE_CUDA_ARCHITECTURES=89" in plan_in(env2, "args").split()
+
+
+def test_two_cards_build_for_both_architectures(tmp_path):
+    env = fake_tools(tmp_path, ["4060ti", "3090"], "r580")
+    assert "-DCMAKE_CUDA_ARCHITECTURES=86;89" in plan_in(env, "args").split()
+
+
+def test_a_driver_too_old_for_the_cuda_13_packages_says_what_to_do(tmp_path):
+    env = fake_tools(tmp_path, ["3090"], "r535")
+    args = plan_in(env, "args").split()
+    assert "-DGGML_CUDA=on" not in args  # a CPU build, said, not a failure deep in a pip log
+    text = plan_in(env, "plan")
+    assert "llama.cpp: CPU build: no CUDA toolkit to build with" in text
+    assert "driver 535.247.01 runs CUDA 12.2" in text and "Update the NVIDIA driver to R580+" in text
+    assert "install a system CUDA 12 toolkit (it is then used)" in text
+    assert plan_in(env, "torch").strip() == "torch==2.13.0"
+    assert "the CPU build: PyTorch 2.13.0's CUDA builds need CUDA 12.8 or newer" in text
+    assert plan_in(env, "cuda-packages").split() == ["nvidia-cublas-cu12==12.9.3.13"]
+
+
+def test_a_cuda_12_9_driver_gets_torch_cu128_and_a_system_toolkit_where_there_is_one(tmp_path):
+    env = fake_tools(tmp_path, ["4060ti"], "r575", nvcc="12.4")
+    args = plan_in(env, "args").split()
+    assert "-DGGML_CUDA=on" in args and "-DCMAKE_CUDA_ARCHITECTURES=89" in args
+    assert not any(a.startswith("-DCMAKE_CUDA_COMPILER") for a in args)  # CMake finds the system nvcc itself
+    assert "the system CUDA 12.4 toolkit at" in plan_in(env, "plan")
+    assert plan_in(env, "torch").strip().startswith("torch==2.13.0+cu128 ")
+    assert "nvidia-cuda-nvcc" not in plan_in(env, "cuda-packages")
+
+
+def test_a_driver_that_does_not_answer_is_named(tmp_path):
+    env = fake_tools(tmp_path, ["3090"], "r580", broken=True)
+    assert "the NVIDIA driver is installed but not working" in plan_in(env, "plan")
+    assert "-DGGML_CUDA=on" not in plan_in(env, "args").split()
+
+
+def test_the_makefile_gpu_branch_as_a_dry_run(tmp_path):
+    """`make -n setup` with a fake 3090: the commands it would run, nothing run (no venv is created)."""
+    env = fake_tools(tmp_path, ["3090"], "r580")
+    venv = tmp_path / "venv"
+    r = subprocess.run(["make", "-n", "setup", f"VENV={venv}", "PYTHON=" + sys.executable], capture_output=True,
+                       text=True, cwd=REPO, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "install --quiet torch==2.13.0+cu130 --extra-index-url https://download.pytorch.org/whl/cu130" in out
+    assert "nvidia-cuda-nvcc==13.5.37" in out and "bench/buildflags.py link-toolkit" in out
+    assert "-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=86" in out and f"{venv}/lib/python" in out
+    assert not venv.exists()
+    r = subprocess.run(["make", "gpu-plan", f"VENV={venv}", "PYTHON=" + sys.executable], capture_output=True,
+                       text=True, cwd=REPO, env=env, timeout=120)
+    assert r.returncode == 0 and "GPU plan: driver 580.95.05, runs CUDA 13.0" in r.stdout
+    assert "CUDA packages: nvidia-cuda-nvcc==13.5.37" in r.stdout and not venv.exists()
+    # and on this box, no GPU: the CPU torch build this project's machines have on disk
+    plain = {**os.environ, "PATH": "/usr/local/bin:/usr/bin:/bin"}
+    r = subprocess.run(["make", "-n", "setup", f"VENV={venv}", "PYTHON=" + sys.executable], capture_output=True,
+                       text=True, cwd=REPO, env=plain, timeout=120)
+    assert "install --quiet torch==2.13.0\n" in r.stdout and "nvidia-cuda" not in r.stdout
+    assert "GGML_CUDA" not in r.stdout
+
+
+def test_doctor_on_this_box_says_no_driver_and_what_it_means_for_each_engine():
+    r = run_cli("doctor")
+    assert r.returncode == 1
+    out = r.stdout
+    assert out.startswith("no NVIDIA driver (nvidia-smi not found): every engine runs on the CPU")
+    for line in ("CPU  llama.cpp (llama-cpp-python) [llm, embed]", "LLM and embedding workloads run on the CPU",
+                 "CPU  CTranslate2 (faster-whisper) [asr]", "speech-to-text runs on the CPU",
+                 "CPU  torch (diffusers) [image]: torch 2.13.0+cpu, a CPU build",
+                 "CPU  onnxruntime (Piper) [tts]"):
+        assert line in out
+
+
+def test_doctor_with_a_3090_names_each_engine_that_would_not_use_it_and_the_fix(tmp_path):
+    env = fake_tools(tmp_path, ["3090"], "r580")
+    r = run_cli("doctor", env={"PATH": env["PATH"], "CUDA_HOME": env["CUDA_HOME"]})
+    assert r.returncode == 1, r.stderr
+    out = r.stdout
+    assert out.startswith("NVIDIA driver 580.95.05, supports CUDA 13.0\n  NVIDIA GeForce RTX 3090: 24 GiB, compute "
+                          "capability 8.6")
+    assert "the installed wheel was built without CUDA; `make setup` builds it with no system nvcc; the driver " \
+           "runs CUDA 13.0: PyPI's CUDA 13.5.37 packages" in out and "for architectures 86" in out
+    assert "libcublas.so.12 is not in the environment: `pip install nvidia-cublas-cu12==12.9.3.13`" in out
+    assert "a CPU build of torch: `pip install torch==2.13.0+cu130 --extra-index-url " \
+           "https://download.pytorch.org/whl/cu130`" in out
+    assert "the CPU package: Piper runs on the CPU" in out
+
+
+def test_doctor_with_a_driver_too_old(tmp_path):
+    env = fake_tools(tmp_path, ["4060ti"], "r535")
+    out = run_cli("doctor", env={"PATH": env["PATH"], "CUDA_HOME": env["CUDA_HOME"]}).stdout
+    assert "NVIDIA GeForce RTX 4060 Ti: 16 GiB, compute capability 8.9" in out
+    assert "no CUDA toolkit to build with: no system nvcc, and driver 535.247.01 runs CUDA 12.2" in out
+    assert "PyTorch 2.13.0's CUDA builds need CUDA 12.8 or newer and the driver runs 12.2: update the driver" in out
+
+
+SUITE = """
+[suite]
+name = "needs-gpu"
+[defaults]
+warmups = 0
+repetitions = 1
+threads = 2
+require_gpu = true
+[energy]
+idle_s = 0
+meter = "estimate"
+[[workloads]]
+name = "on-gpu"
+kind = "llm"
+model = "bundled:smollm2"
+tests = ["tg16"]
+[[workloads]]
+name = "cpu-on-purpose"
+kind = "llm"
+model = "bundled:smollm2"
+require_gpu = false
+tests = ["tg16"]
+"""
+
+
+@pytest.mark.slow
+def test_a_workload_that_requires_the_gpu_is_refused_on_the_cpu_with_the_reason_and_the_rest_runs(
+        write_suite, tmp_path):
+    r = run_cli("run", write_suite(SUITE), "--results-dir", tmp_path, "--no-progress", "--machine", "cpubox")
+    assert r.returncode == 1
+    said = " ".join((r.stdout + r.stderr).split())
+    assert "on-gpu: require_gpu, but it would run on the CPU: llama.cpp (llama-cpp-python): no NVIDIA driver" in said
+    rows = list(csv.DictReader(open(next(p for p in tmp_path.rglob("*.csv") if not p.name.endswith(".power.csv")))))
+    assert [(x["workload"], x["device"]) for x in rows] == [("cpu-on-purpose", "cpu")]
