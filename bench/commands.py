@@ -262,8 +262,13 @@ def plan(suite_path: Path, gpus: list[dict], why_no_gpu: str, ram_gib: float) ->
         total_download += n.download_bytes
         dl = "in cache" if n.download_bytes == 0 else f"download {n.download_bytes / 1e9:.2f} GB"
         why = fetch.fit_reason(w.kind, n, dict(w.params), gpus, ram_gib)
+        fits = "fits"
+        if not why and gpus and w.params.get("n_gpu_layers") == "fit" and w.params.get("arch"):
+            s = fetch.estimated_split(n.model_bytes, w.params["arch"], w.params.get("n_ctx", 2048),
+                                      fetch.gpu_free_bytes(gpus))
+            fits = f"fits split by layer: {s.detail}"
         out.append(f"{head} {dl}; needs {n.memory_bytes / 1e9:.2f} GB; "
-                   + (f"DOES NOT FIT: {why}" if why else "fits"))
+                   + (f"DOES NOT FIT: {why}" if why else fits))
     if total_download:
         import shutil
 

@@ -93,6 +93,76 @@ def kv_cache_bytes(n_ctx: int, arch: dict) -> int:
     return 2 * arch["n_layers"] * n_ctx * arch["n_kv_heads"] * arch["head_dim"] * 2
 
 
+@dataclass(frozen=True)
+class Split:
+    """Partial offload: the last ``n_gpu_layers`` of ``n_layers`` repeating layers on the GPU (llama.cpp offloads
+    from the top), the rest and the token embeddings in RAM; all layers and the output head when everything fits."""
+
+    n_gpu_layers: int  # what llama.cpp is given: -1 when every layer and the output head fit
+    layers_on_gpu: int
+    n_layers: int
+    gpu_bytes: int  # weights + KV cache of the offloaded layers + the runtime overhead
+    ram_bytes: int  # weights + KV cache of the layers left in RAM, token embeddings (and the output head)
+    estimated: bool  # from the file size and arch (before a download), not the file's tensor table
+    detail: str
+
+
+def split_layers(layers: list[int], token_embd: int, output: int, kv_per_layer: int, free_gpu: int,
+                 overhead: int = int(RUNTIME_OVERHEAD_GB * GB), estimated: bool = False) -> Split:
+    """As many of the top layers as fit in ``free_gpu`` bytes with their KV cache and the runtime overhead."""
+    n = len(layers)
+    weights = sum(layers) + token_embd + output
+    for k in range(n, -1, -1):
+        on = sum(layers[n - k:]) + (output if k == n else 0)
+        gpu = on + k * kv_per_layer + (overhead if k else 0)
+        if gpu <= free_gpu:
+            ram = weights - on + (n - k) * kv_per_layer
+            what = ("all layers and the output head" if k == n else f"{k} of {n} layers")
+            return Split(-1 if k == n else k, k, n, gpu, ram, estimated,
+                         f"{what} on the GPU ({gpu / GB:.1f} GB with KV cache and runtime), {ram / GB:.1f} GB in RAM"
+                         + (" (estimated from the file size: the exact split is made from the file's tensors)"
+                            if estimated else ""))
+    raise AssertionError("k = 0 always fits")
+
+
+def gguf_layers(path: Path) -> tuple[list[int], int, int]:
+    """Bytes per repeating layer (``blk.N.*``), of the token embeddings and of the output head (and final norm),
+    from a GGUF file's tensor table (nothing is loaded)."""
+    from gguf import GGUFReader
+
+    blocks: dict[int, int] = {}
+    embd = out = 0
+    for t in GGUFReader(str(path)).tensors:
+        if t.name.startswith("blk."):
+            i = int(t.name.split(".")[1])
+            blocks[i] = blocks.get(i, 0) + int(t.n_bytes)
+        elif t.name.startswith("token_embd"):
+            embd += int(t.n_bytes)
+        else:
+            out += int(t.n_bytes)
+    return [blocks[i] for i in sorted(blocks)], embd, out
+
+
+def estimated_split(model_bytes: int, arch: dict, n_ctx: int, free_gpu: int) -> Split:
+    """Before the file is here: the file's bytes spread over its layers (the embeddings counted as layers: a
+    slight overestimate per layer, so never more layers than fit)."""
+    n = arch["n_layers"]
+    per_layer_kv = kv_cache_bytes(n_ctx, arch) // n
+    return split_layers([model_bytes // n] * n, 0, 0, per_layer_kv, free_gpu, estimated=True)
+
+
+def file_split(path: Path, arch: dict, n_ctx: int, free_gpu: int) -> Split:
+    layers, embd, out = gguf_layers(path)
+    kv = kv_cache_bytes(n_ctx, {**arch, "n_layers": len(layers)}) // max(1, len(layers)) if arch else 0
+    return split_layers(layers, embd, out, kv, free_gpu)
+
+
+def gpu_free_bytes(gpus: list[dict]) -> int:
+    """The memory free now on the first card (llama.cpp's split across several cards is its own business)."""
+    g = gpus[0]
+    return int((g["memory_free_gb"] if g.get("memory_free_gb") is not None else g["memory_total_gb"]) * GB)
+
+
 def need(kind: str, ref: ModelRef, params: dict) -> Need:
     size, cached = hub_size(ref)
     declared = params.get("memory_gb") or 0
@@ -140,6 +210,13 @@ def fit_reason(kind: str, n: Need, params: dict, gpus: list[dict], ram_gib: floa
     """Why the model will not fit where it would run (in the GPU memory that is free now, other processes' share
     named), or None."""
     on_gpu = bool(gpus) and (params.get("n_gpu_layers", -1) != 0) and params.get("device", "auto") != "cpu"
+    if on_gpu and params.get("n_gpu_layers") == "fit" and params.get("arch"):
+        s = estimated_split(n.model_bytes, params["arch"], params.get("n_ctx", 2048), gpu_free_bytes(gpus))
+        ram = ram_gib * 2**30
+        if s.ram_bytes > ram:
+            return (f"split by layer: {s.detail}; the part in RAM needs {s.ram_bytes / GB:.1f} GB and the box has "
+                    f"{ram / GB:.1f} GB")
+        return None
     if on_gpu:
         total = sum(g["memory_total_gb"] for g in gpus) * GB
         free = sum(g["memory_free_gb"] if g.get("memory_free_gb") is not None else g["memory_total_gb"]

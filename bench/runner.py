@@ -9,9 +9,10 @@ from __future__ import annotations
 import statistics
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 
 from rich.console import Console
 from rich.markup import escape
@@ -23,7 +24,7 @@ from .columns import SCHEMA_VERSION
 from .config import Suite, Workload
 from .energy import Meter
 from .energy.base import Scope
-from .errors import BackendError, GPURequired, ShadowbenchError
+from .errors import BackendError, DeviceUnavailable, GPURequired, ShadowbenchError
 from .results import ResultWriter, new_result_path
 
 
@@ -234,6 +235,9 @@ class Runner:
             model_path = models.resolve(w.model)
             sha = models.sha256(model_path) if model_path is not None else ""
             size = model_path.stat().st_size if model_path is not None and model_path.is_file() else None
+            split: dict = {}
+            if w.params.get("n_gpu_layers") == "fit":  # partial offload: the layers that fit, from the file
+                w, split = self._fit_layers(w, model_path)
             backend = self.create_backend(w, model_path)
             self.console.print(f"{escape(w.name)}: loading {escape(w.model.label())}", highlight=False)
             backend.load()
@@ -248,7 +252,7 @@ class Runner:
             progress.advance(task, steps)
             self._unload(w, backend, outcome)
             return
-        settings = {**settings, "model_bytes": size}
+        settings = {**settings, "model_bytes": size, **split}
         try:
             for watts, limit_cols in self._limits:
                 if watts is not None:
@@ -257,6 +261,22 @@ class Runner:
                     self._run_test(w, test, backend, sha, {**settings, **limit_cols}, writer, outcome, progress, task)
         finally:
             self._unload(w, backend, outcome)
+
+    def _fit_layers(self, w: Workload, model_path: Path) -> tuple[Workload, dict]:
+        """n_gpu_layers = "fit": the top layers that fit in the GPU memory free now with their KV cache, from the
+        GGUF's own tensor table; the rest must fit in RAM. No GPU: every layer on the CPU (0)."""
+        if not self.gpus:
+            return replace(w, params=MappingProxyType({**w.params, "n_gpu_layers": 0})), {}
+        s = fetch.file_split(model_path, w.params.get("arch") or {}, w.params.get("n_ctx", 2048),
+                             fetch.gpu_free_bytes(self.gpus))
+        ram = provenance.ram_gib() * 2**30
+        if s.ram_bytes > ram:
+            raise DeviceUnavailable(f"split by layer: {s.detail}; the part in RAM needs {s.ram_bytes / 1e9:.1f} GB "
+                                    f"and the box has {ram / 1e9:.1f} GB")
+        self.console.print(f"{escape(w.name)}: {s.detail}", highlight=False)
+        return (replace(w, params=MappingProxyType({**w.params, "n_gpu_layers": s.n_gpu_layers})),
+                {"gpu_bytes": s.gpu_bytes, "ram_bytes": s.ram_bytes, "layers_on_gpu": s.layers_on_gpu,
+                 "n_layers": s.n_layers})
 
     def _unload(self, w: Workload, backend, outcome: RunOutcome) -> None:
         if hasattr(self.meter, "track"):

@@ -14,7 +14,7 @@ from ..columns import Column as C, ratio
 from ..errors import ConfigError
 from ..models import ModelRef
 from . import Pricing
-from .schema import ARCH, FIT_KEYS, MODEL, N_CTX, N_GPU_LAYERS, Key, bool_key, int_key, str_key, tests_key
+from .schema import ARCH, FIT, FIT_KEYS, MODEL, N_CTX, N_GPU_LAYERS_FIT, Key, bool_key, int_key, str_key, tests_key
 
 NAME = "llm"
 BACKEND = "bench.backends.llm"
@@ -89,7 +89,7 @@ KEYS = {
                            check=lambda v: v >= 16),
     "quality_chunks": int_key("an integer >= 1: at most this many chunks (llama-perplexity's --chunks)", None,
                               check=lambda v: v >= 1),
-    "n_gpu_layers": N_GPU_LAYERS,
+    "n_gpu_layers": N_GPU_LAYERS_FIT,
     "n_ctx": N_CTX,
     "n_batch": int_key("an integer >= 1", 512, check=lambda v: v >= 1),
     "n_ubatch": int_key("an integer >= 1", 512, check=lambda v: v >= 1),
@@ -122,7 +122,12 @@ COLUMNS = [
     C("s_per_item", "metric", float, "s", "wall_s / items", derive=ratio("wall_s", "items"), summary=True,
       better="lower"),
     C("j_per_item", "metric", float, "J", "energy_j / items", derive=ratio("energy_j", "items")),
-    C("n_gpu_layers", "settings", int, "", "layers offloaded to the GPU (-1 = all)"),
+    C("n_gpu_layers", "settings", int, "", "layers offloaded to the GPU (-1 = all; with \"fit\": the number that "
+      "fit)"),
+    C("layers_on_gpu", "settings", int, "layers", "n_gpu_layers = \"fit\": repeating layers on the GPU"),
+    C("n_layers", "settings", int, "layers", "n_gpu_layers = \"fit\": the model's repeating layers"),
+    C("gpu_bytes", "settings", int, "bytes", "n_gpu_layers = \"fit\": weights, KV cache and runtime on the GPU"),
+    C("ram_bytes", "settings", int, "bytes", "n_gpu_layers = \"fit\": weights and KV cache left in RAM"),
     C("n_ctx", "settings", int, "tokens", "context size"),
     C("n_batch", "settings", int, "tokens", "logical batch size"),
     C("flash_attn", "settings", bool, "", "flash attention on"),
@@ -156,6 +161,9 @@ def finish(w: dict, path, where: str, check_models: bool) -> None:
     if w["quantize_from"] is not None and w["quantize_type"] is None:
         raise ConfigError(path, f"{where}.quantize_type", "a quantization type with quantize_from",
                           "<nothing: the key is missing>")
+    if w["n_gpu_layers"] == FIT and w["arch"] is None:
+        raise ConfigError(path, f"{where}.arch", 'arch = {n_layers, n_kv_heads, head_dim} with n_gpu_layers = "fit" '
+                          "(the KV cache per layer)", "<nothing: the key is missing>")
     if "kld" in w["tests"] and w["kld_base"] is None:
         raise ConfigError(path, f"{where}.kld_base", "the workload the kld test measures against (this workload's own "
                           "name for the base itself)", "<nothing: the key is missing>")

@@ -69,6 +69,10 @@ def _arch_ok(v) -> bool:
 ARCH = Key((dict,), "a table {n_layers, n_kv_heads, head_dim} of positive integers (for the KV-cache size)", None,
            check=_arch_ok)
 N_GPU_LAYERS = int_key("an integer (-1 = all layers)", -1, check=lambda v: v >= -1)
+FIT = "fit"
+N_GPU_LAYERS_FIT = Key((int, str), 'an integer (-1 = all layers, 0 = none) or "fit" (the layers that fit in the GPU '
+                       'memory free now, the rest in RAM; needs arch)', -1,
+                       check=lambda v: v == FIT if isinstance(v, str) else -1 <= v <= INT32_MAX)
 N_CTX = int_key("an integer >= 64", 2048, check=lambda v: v >= 64)
 # keys every kind takes: what the fit check needs to know before a hub model downloads
 FIT_KEYS = {"memory_gb": number_key("a number of GB > 0 the model needs where it runs", None, check=lambda v: v > 0)}
