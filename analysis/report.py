@@ -18,7 +18,7 @@ from bench import columns, kinds
 from bench.errors import ConfigError
 from bench.kinds.llm import request_test
 
-from . import batching, catalog, cost, quality, rows, scenarios
+from . import batching, bigmodels, catalog, cost, quality, rows, scenarios
 from .render import BarChart, Bars, Figure, Line, LineChart, Scatter, Section, Table, figures, markdown, plot
 
 GREEN, ORANGE, PURPLE, RED, BLUE = "#55A868", "#DD8452", "#8172B2", "#C44E52", "#4C72B0"
@@ -376,6 +376,53 @@ def batching_section(df: pd.DataFrame) -> Section | None:
     for a in apis:
         sec.blocks.append(f"API {a.id}: ${a.usd_per_mtok_in:g} in / ${a.usd_per_mtok_out:g} out per 1M tokens, "
                           f"{a.source}, as of {a.as_of}.")
+    return sec
+
+
+def bigmodels_section(df: pd.DataFrame) -> Section:
+    """The guides' 70B speeds and Qwen Image times on cards that cannot hold those models whole, beside the form
+    that fits, the bandwidth bound it allows, and the measured rows."""
+    d = bigmodels.data()
+    m = d["llm"]
+    sec = Section("The guides' big models on the guides' cards", [
+        f"The guides quote {m['guide_model']} speeds for cards that cannot hold it: {m['label']} is "
+        f"{m['file_gb']:g} GB ({m['source']}). It runs split by layer (`n_gpu_layers = \"fit\"`): the layers that "
+        "fit on the card with their KV cache (n_ctx " + f"{m['n_ctx']:,}" + "), the rest in RAM. A decode step reads "
+        "every weight once, so the split bounds the speed: tokens/s ≤ 1 ÷ (GPU bytes ÷ card bandwidth + RAM bytes "
+        "÷ RAM bandwidth). The bound is arithmetic, not a measurement: the GPU suites carry the split model "
+        "(`llama3.3-70b-q4_k_m-split`) for a card to measure."])
+    body = []
+    for c in bigmodels.llm_claims(df):
+        if c.fits_ram is False:
+            form = f"does not fit: {m['file_gb']:g} GB > {c.memory_gb:g} GB of unified memory"
+        else:
+            form = c.split.detail.split(" (estimated")[0]
+        bound = "" if c.bound_tok_s is None else f"≤ {c.bound_tok_s:.1f}"
+        diff = ""
+        if c.fits_ram is False:
+            diff = "the model does not fit this memory at Q4_K_M"
+        elif c.bound_tok_s is not None:
+            diff = f"the guide's figure is {c.guide_tok_s / c.bound_tok_s:.0f}× the bound"
+        body.append([f"{c.label} (`{c.build}`)", f"~{c.guide_tok_s:g} ({c.guide_source})", f"{c.memory_gb:g} GB",
+                     form, bound, c.bound_basis,
+                     "" if c.measured_tok_s is None else f"{c.measured_tok_s:.3g}", c.measured_rows or "not measured "
+                     "here", diff])
+    sec.blocks.append(Table(["build", "guide: tokens/s", "card memory", "what fits", "bandwidth bound, tokens/s",
+                             "bandwidths", "measured tokens/s", "from", "difference"], body))
+    body = []
+    for c in bigmodels.image_claims(df):
+        body.append([f"{c['label']} (`{c['build']}`)", f"{c['guide_s']:g} s ({c['source']})",
+                     "" if c["measured_s"] is None else f"{c['measured_s']:.3g} s", c["rows"] or "not measured here"])
+    if body:
+        sec.blocks.append("Qwen Image is a 20B-parameter transformer (41 GB in bf16) with a 16.6 GB text encoder: "
+                          "the GPU suites run it as a Q4_K_S GGUF with model CPU offload on 24 GB and sequential "
+                          "offload on 16 GB; the rows say the quantization and the offload.")
+        sec.blocks.append(Table(["build", "guide: s/image", "measured s/image", "from"], body))
+    f = bigmodels.flux_download()
+    sec.blocks.append(f"{f['guide']} ({f['guide_source']}): the published files are {f['total_gb']:.1f} GB ("
+                      + ", ".join(f"{n} {g:g} GB" for n, g in f["files"]) + f"); with the transformer as a Q8_0 GGUF "
+                      f"({f['gguf_q8_0_gb']:g} GB), {f['gguf_total_gb']:.1f} GB. The guide's ~12 GB is about the "
+                      f"quantized transformer alone. Sizes: {f['source']}.")
     return sec
 
 
@@ -746,7 +793,7 @@ def power_sweep_section(df: pd.DataFrame) -> Section | None:
 def sections(df: pd.DataFrame) -> list[Section]:
     out = [measured_section(df), comparison_section(df), serving_section(df), cost_per_request_section(df),
            quality_section(df), power_sweep_section(df), unit_cost_section(df), batching_section(df),
-           scenarios_section(),
+           bigmodels_section(df), scenarios_section(),
            decision_section(df),
            volume_sweep_section(), routing_section(df)]
     return [s for s in out if s is not None]

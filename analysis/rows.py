@@ -19,7 +19,9 @@ from bench.results import is_result_file, read_rows
 
 from .cost import LocalUnit
 
-COMPARABLE = ["machine", "suite", "suite_version", "workload", "test", "kind", "model_sha256", "power_limit_w"]
+# transformer_quant: a Q4 Flux and a bf16 Flux are never one group
+COMPARABLE = ["machine", "suite", "suite_version", "workload", "test", "kind", "model_sha256", "power_limit_w",
+              "transformer_quant"]
 
 
 def result_files(results_dir: Path) -> list[Path]:

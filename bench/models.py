@@ -70,8 +70,10 @@ def parse_ref(value, suite_path: Path, key: str) -> ModelRef:
         return ModelRef("hf", value["hf_repo"], value.get("hf_file", ""), rev, tuple(inc))
     if value.startswith("synthetic:"):
         name = value.split(":", 1)[1]
-        if name not in ("tiny", "sd15"):
-            raise ConfigError(suite_path, key, "synthetic:tiny or synthetic:sd15", value)
+        from .synthetic import NAMES
+
+        if name not in NAMES:
+            raise ConfigError(suite_path, key, " or ".join(f"synthetic:{n}" for n in NAMES), value)
         return ModelRef("synthetic", name)
     if value.startswith("ollama:"):
         name = value.split(":", 1)[1]

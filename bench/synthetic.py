@@ -6,6 +6,10 @@
 - ``synthetic:sd15``: Stable Diffusion 1.5's published UNet, VAE and text encoder shapes with seeded random weights
   (860M + 84M + 123M parameters), so a box can measure that model's compute and energy per image without
   downloading weights. Only the configs are saved; the weights are generated at load time.
+- ``synthetic:tiny-flux``: a tiny FLUX.1-shaped pipeline (FluxTransformer2DModel with one double and one single
+  block, CLIP and T5 text encoders, a one-block VAE, the flow-matching scheduler), saved like ``tiny``; its
+  transformer can be written to a GGUF file quantized to Q8_0/Q5_0/Q4_0 by the ``gguf`` package
+  (``transformer_gguf``), which diffusers then loads through the same GGUF path a real Flux GGUF takes.
 
 Rows of both say ``weights=synthetic``. The tokenizer is a character-level CLIP BPE vocabulary written here (the
 real one is a download); prompts still map to valid token ids.
@@ -59,6 +63,22 @@ CONFIGS = {
     },
 }
 SAVE_WEIGHTS = {"tiny": True, "sd15": False}
+NAMES = ("tiny", "sd15", "tiny-flux")
+GGUF_TYPES = ("Q8_0", "Q5_0", "Q4_0")  # what the gguf package quantizes in Python
+FLUX = {  # the shapes diffusers' own Flux pipeline tests use, a 64x64 image in one step
+    "transformer": {"patch_size": 1, "in_channels": 4, "num_layers": 1, "num_single_layers": 1,
+                    "attention_head_dim": 16, "num_attention_heads": 2, "joint_attention_dim": 32,
+                    "pooled_projection_dim": 32, "guidance_embeds": False, "axes_dims_rope": [4, 4, 8]},
+    "vae": {"sample_size": 32, "in_channels": 3, "out_channels": 3, "block_out_channels": [4], "layers_per_block": 1,
+            "latent_channels": 1, "norm_num_groups": 1, "use_quant_conv": False, "use_post_quant_conv": False,
+            "shift_factor": 0.0609, "scaling_factor": 1.5035, "down_block_types": ["DownEncoderBlock2D"],
+            "up_block_types": ["UpDecoderBlock2D"]},
+    "text_encoder": {"vocab_size": 1000, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
+                     "num_attention_heads": 4, "max_position_embeddings": 77, "projection_dim": 32, "bos_token_id": 0,
+                     "eos_token_id": 1, "pad_token_id": 1},
+    "text_encoder_2": {"vocab_size": 1000, "d_model": 32, "d_kv": 8, "d_ff": 37, "num_layers": 2, "num_heads": 4,
+                       "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0},
+}
 
 
 def _tokenizer_files(folder: Path) -> None:
@@ -76,7 +96,68 @@ def _tokenizer_files(folder: Path) -> None:
 
 
 def _key(name: str) -> str:
-    return hashlib.sha256(json.dumps([CONFIGS[name], _SCHEDULER, SEED], sort_keys=True).encode()).hexdigest()[:12]
+    cfg = FLUX if name == "tiny-flux" else CONFIGS[name]
+    return hashlib.sha256(json.dumps([cfg, _SCHEDULER, SEED], sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _t5_tokenizer(folder: Path) -> None:
+    """A character-level T5 tokenizer (Unigram over characters, the real one is a download)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import T5TokenizerFast
+
+    vocab = ["<pad>", "</s>", "<unk>"] + list(dict.fromkeys(string.ascii_lowercase + string.digits
+                                                               + string.punctuation))
+    tk = Tokenizer(models.Unigram([(v, 0.0 if i < 3 else -1.0) for i, v in enumerate(vocab)], unk_id=2))
+    tk.pre_tokenizer = pre_tokenizers.Metaspace()
+    T5TokenizerFast(tokenizer_object=tk, eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+                    extra_ids=0).save_pretrained(folder)
+
+
+def _build_flux(tmp: Path) -> None:
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel, T5TokenizerFast
+
+    torch.manual_seed(SEED)
+    _tokenizer_files(tmp / "tokenizer")
+    _t5_tokenizer(tmp / "tokenizer_2")
+    pipe = FluxPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=AutoencoderKL(**FLUX["vae"]),
+                        text_encoder=CLIPTextModel(CLIPTextConfig(**FLUX["text_encoder"])),
+                        tokenizer=CLIPTokenizer.from_pretrained(tmp / "tokenizer"),
+                        text_encoder_2=T5EncoderModel(T5Config(**FLUX["text_encoder_2"])),
+                        tokenizer_2=T5TokenizerFast.from_pretrained(tmp / "tokenizer_2"),
+                        transformer=FluxTransformer2DModel(**FLUX["transformer"]))
+    pipe.save_pretrained(tmp, safe_serialization=True)
+
+
+def transformer_gguf(folder: Path, qtype: str) -> Path:
+    """The synthetic pipeline's transformer as a GGUF file: 2-D weights whose rows are whole blocks quantized to
+    ``qtype`` with the gguf package, the rest F32; diffusers' key names (its GGUF loader keeps names it knows).
+    Written once beside the pipeline."""
+    out = Path(folder) / f"transformer-{qtype}.gguf"
+    if out.exists():
+        return out
+    import gguf
+    import numpy as np
+    from diffusers import FluxTransformer2DModel
+
+    qt = getattr(gguf.GGMLQuantizationType, qtype)
+    block = gguf.GGML_QUANT_SIZES[qt][0]
+    model = FluxTransformer2DModel.from_pretrained(folder, subfolder="transformer")
+    tmp = out.with_name(out.name + ".tmp")
+    w = gguf.GGUFWriter(str(tmp), "flux")
+    for name, t in model.state_dict().items():
+        a = t.detach().float().numpy()
+        if a.ndim == 2 and a.shape[-1] % block == 0:
+            w.add_tensor(name, gguf.quants.quantize(a, qt), raw_dtype=qt)
+        else:
+            w.add_tensor(name, a.astype(np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    tmp.replace(out)
+    return out
 
 
 def ensure(name: str) -> Path:
@@ -88,6 +169,11 @@ def ensure(name: str) -> Path:
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
+    if name == "tiny-flux":
+        _build_flux(tmp)
+        (tmp / "SYNTHETIC").write_text(f"seeded random weights (seed {SEED}), tiny Flux configs; images are noise\n")
+        tmp.rename(folder)
+        return folder
     cfg = CONFIGS[name]
     for part in ("unet", "vae", "text_encoder"):
         (tmp / part).mkdir(parents=True)

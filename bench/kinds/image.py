@@ -1,7 +1,12 @@
-"""Kind ``image``: text-to-image with diffusers pipelines (fp16 on CUDA, fp32 on CPU)."""
+"""Kind ``image``: text-to-image with diffusers pipelines (fp16 on CUDA, fp32 on CPU, or the dtype asked for), in
+the forms a card holds: the pipeline's transformer from a GGUF file (diffusers' GGUF support: Flux, Qwen-Image
+quantized to Q8_0, Q4_K...), and diffusers' CPU offload (one component on the GPU at a time, or layer by layer)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..columns import Column as C
+from ..errors import ConfigError
 from . import Pricing
 from .schema import DEVICE, FIT_KEYS, Key, fixed_tests, int_key, number_key, str_key
 
@@ -21,8 +26,36 @@ KEYS = {
     "device": DEVICE,
     "seed": int_key(default=0),
     "variant": str_key('a weights variant such as "fp16" ("" = the default files)', ""),
+    "transformer_gguf": Key((str, dict), "the pipeline's transformer as a GGUF file, loaded by diffusers' GGUF "
+                            'support: a path, {hf_repo, hf_file}, or "synthetic:Q8_0" (Q5_0, Q4_0) with model = '
+                            '"synthetic:tiny-flux"', None),
+    "dtype": str_key('"auto" (float16 on CUDA, float32 on the CPU), "bfloat16" (Flux, Qwen-Image), "float16" or '
+                     '"float32"', "auto", check=lambda v: v in ("auto", "bfloat16", "float16", "float32")),
+    "offload": str_key('"none", "model" (diffusers\' model CPU offload: one component on the GPU at a time) or '
+                       '"sequential" (layer by layer: the least GPU memory, the slowest); CUDA only',
+                       "none", check=lambda v: v in ("none", "model", "sequential")),
     **FIT_KEYS,
 }
+
+
+def finish(w: dict, path, where: str, check_models: bool) -> None:
+    g = w["transformer_gguf"]
+    if isinstance(g, str) and g.startswith("synthetic:"):
+        from ..synthetic import GGUF_TYPES
+
+        if g.split(":", 1)[1] not in GGUF_TYPES or w["model"] != "synthetic:tiny-flux":
+            raise ConfigError(path, f"{where}.transformer_gguf", "synthetic:" + "/".join(GGUF_TYPES)
+                              + ' with model = "synthetic:tiny-flux"', g)
+    elif g is not None:
+        from .. import models
+
+        ref = models.parse_ref(g, Path(path), f"{where}.transformer_gguf")
+        if ref.source == "path":
+            if check_models and not Path(ref.name).is_file():
+                raise ConfigError(path, f"{where}.transformer_gguf", "an existing GGUF file", ref.name)
+            w["transformer_gguf"] = ref.name
+        elif ref.source != "hf" or not ref.file:
+            raise ConfigError(path, f"{where}.transformer_gguf", "a GGUF file: a path or {hf_repo, hf_file}", g)
 
 COLUMNS = [
     C("images", "metric", int, "images", "images per repetition"),
@@ -36,6 +69,9 @@ COLUMNS = [
     C("peak_mem_gb", "metric", float, "GB", "peak memory (see peak_mem_kind)"),
     C("peak_mem_kind", "metric", str, "", "cuda_max_allocated or process_peak_rss"),
     C("weights", "metric", str, "", "pretrained or synthetic (random weights of the real shapes)"),
+    C("transformer_quant", "settings", str, "", "the GGUF type of the transformer's quantized weights (Q8_0, "
+      "Q4_K...); empty where the pipeline's own weights run"),
+    C("offload", "settings", str, "", "none, model or sequential (diffusers' CPU offload)"),
 ]
 SHARES = ("compute_type",)
 
