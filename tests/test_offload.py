@@ -9,7 +9,7 @@ from bench import fetch
 from bench.config import load_suite
 from bench.errors import ConfigError
 
-from .conftest import run_cli
+from .conftest import REPO, run_cli
 
 LLAMA_70B = {"n_layers": 80, "n_kv_heads": 8, "head_dim": 128}
 Q4_K_M_70B = 42_520_000_000  # Llama-3.3-70B-Instruct-Q4_K_M.gguf, bytes (bartowski's file: 42.5 GB)
@@ -113,3 +113,42 @@ tests = ["tg16"]
     assert r.returncode == 0, r.stderr
     [row] = list(csv.DictReader(open(next(p for p in tmp_path.rglob("*.csv") if not p.name.endswith(".power.csv")))))
     assert row["n_gpu_layers"] == "0" and row["device"] == "cpu" and row["gpu_bytes"] == ""
+
+
+CARDS = {"rtx3090": ([{"name": "NVIDIA GeForce RTX 3090", "memory_total_gb": 25.3, "memory_free_gb": 24.8}], 32),
+         "rtx4060ti": ([{"name": "NVIDIA GeForce RTX 4060 Ti", "memory_total_gb": 17.2, "memory_free_gb": 16.7}], 16)}
+BIG = {  # the fit check's verdict for each big-model workload of each GPU suite (quoted in the README)
+    ("rtx3090", "llama3.3-70b-q4_k_m-split"): "fits split by layer: 44 of 80 layers on the GPU (24.7 GB with KV cache "
+                                              "and runtime), 19.7 GB in RAM",
+    ("rtx3090", "flux1-schnell-1024"): "needs 33.50 GB (declared 33.5 GB (memory_gb)); the GPU (NVIDIA GeForce RTX "
+                                       "3090) has 24.8 GB free of 25.3 GB",
+    ("rtx3090", "flux1-schnell-q8_0-1024"): "fits (declared 15.5 GB)",
+    ("rtx3090", "qwen-image-q4_k_s-1024"): "fits (declared 18 GB)",
+    ("rtx4060ti", "llama3.3-70b-q4_k_m-split"): "split by layer: 29 of 80 layers on the GPU (16.5 GB with KV cache and "
+                                                "runtime), 28.0 GB in RAM; the part in RAM needs 28.0 GB and the box "
+                                                "has 16.0 GB",
+    ("rtx4060ti", "flux1-schnell-q4_k_s-1024"): "fits (declared 10.5 GB)",
+    ("rtx4060ti", "qwen-image-q4_k_s-1024-sequential"): "fits (declared 6 GB)",
+}
+
+
+@pytest.mark.parametrize("card,workload", sorted(BIG))
+def test_the_fit_checks_verdict_for_each_big_model_on_each_card(card, workload):
+    """An empty card as NVML reports it (0.5 GB held by the driver), the build's RAM (builds.toml: 32 GB on the 3090
+    box, 16 GB on the 4060 Ti box); the 70B's published file size."""
+    gpus, ram = CARDS[card]
+    [w] = [w for w in load_suite(REPO / "suites" / f"{card}.toml", check_models=False).workloads if w.name == workload]
+    p = dict(w.params)
+    if p.get("memory_gb"):
+        n = fetch.Need(0, 0, int(p["memory_gb"] * GB), f"declared {p['memory_gb']:g} GB (memory_gb)")
+    else:
+        n = fetch.Need(0, Q4_K_M_70B, Q4_K_M_70B, "")
+    why = fetch.fit_reason(w.kind, n, p, gpus, ram_gib=ram * 1e9 / 2**30)
+    if why is None and p.get("n_gpu_layers") == "fit":
+        got = "fits split by layer: " + fetch.estimated_split(Q4_K_M_70B, p["arch"], p["n_ctx"],
+                                                              fetch.gpu_free_bytes(gpus)).detail.split(" (est")[0]
+    elif why is None:
+        got = f"fits (declared {p['memory_gb']:g} GB)"
+    else:
+        got = why.split(" (estimated from")[0] + (why.split("tensors)")[1] if "tensors)" in why else "")
+    assert got == BIG[(card, workload)]
