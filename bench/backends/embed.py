@@ -17,7 +17,7 @@ import numpy as np
 from ..config import Workload
 from ..energy.base import Scope
 from ..errors import BackendError, ModelNotFound
-from ..kinds.endpoint import EndpointUnreachable, auth_headers, check_answers, endpoint_url, redact_url
+from ..kinds.endpoint import attach, endpoint_url
 from ..quality import REFERENCE, read_text
 from ..speech import REFERENCE_TEXTS
 
@@ -145,13 +145,7 @@ class EmbedEndpointBackend:
             self.base_url = self.server.base_url
         else:
             self.base_url = p["base_url"]
-        self.shown_url = redact_url(self.base_url)
-        self.headers = auth_headers(p)
-        try:
-            check_answers(self.base_url, self.headers)
-        except EndpointUnreachable:
-            self.unload()
-            raise
+        self.shown_url, self.headers = attach(self.base_url, p, self.unload)
         self.client = httpx.Client(timeout=p["timeout_s"], headers=self.headers)
         self.passages = [p["passage_prefix"] + x for x in passages()]
 

@@ -24,7 +24,7 @@ import numpy as np
 from ..config import Workload
 from ..energy.base import Scope
 from ..errors import BackendError
-from ..kinds.endpoint import EndpointUnreachable, auth_headers, check_answers, endpoint_url, parse_test, redact_url
+from ..kinds.endpoint import attach, endpoint_url, parse_test
 from ..servers import SERVERS, SpawnedServer
 from .texts import CORPUS
 
@@ -69,13 +69,8 @@ class EndpointBackend:
             self.base_url = self.server.base_url
         else:
             self.base_url = p["base_url"]
-        self.shown_url = redact_url(self.base_url)  # never a password or a key in a row, a log or the screen
-        self.headers = auth_headers(p)
-        try:
-            check_answers(self.base_url, self.headers)
-        except EndpointUnreachable:
-            self.unload()
-            raise
+        # never a password or a key in a row, a log or the screen
+        self.shown_url, self.headers = attach(self.base_url, p, self.unload)
         tok = self.model_path if p["spawn"] else p["tokenizer"]
         if tok:
             import llama_cpp

@@ -78,6 +78,18 @@ def check_answers(base_url: str, headers: dict[str, str]) -> None:
         raise EndpointUnreachable(f"{redact_url(base_url)}/models answered HTTP {r.status_code}")
 
 
+def attach(base_url: str, params: dict, cleanup) -> tuple[str, dict[str, str]]:
+    """(the URL as rows and screens may show it, the auth headers) once the server answers ``GET /models``;
+    ``cleanup()`` (stop a spawned server) and EndpointUnreachable otherwise."""
+    headers = auth_headers(params)
+    try:
+        check_answers(base_url, headers)
+    except EndpointUnreachable:
+        cleanup()
+        raise
+    return redact_url(base_url), headers
+
+
 def preflight(w) -> None:
     """An external server must answer before anything is measured (the idle baseline included): exit status 2
     names it otherwise. A spawned server is checked when it starts."""
