@@ -136,6 +136,7 @@ cuda-build-check: deps
 	cd $(CHECK_DIR) && unzip -q -o wheel/llama_cpp_python-*.whl 'llama_cpp/lib/*' -d unpacked && ls -l unpacked/llama_cpp/lib
 	grep -E "CUDA Toolkit|CUDA found|Using CMAKE_CUDA_ARCHITECTURES|Including CUDA backend" $(CHECK_DIR)/build.log | sort -u
 	readelf -d $(CHECK_DIR)/unpacked/llama_cpp/lib/libggml-cuda.so | grep -E "NEEDED|RUNPATH"
+	readelf -d $(CHECK_DIR)/unpacked/llama_cpp/lib/libggml-cuda.so | grep -q "libcuda.so.1" # the driver API linked
 	nm -D --defined-only $(CHECK_DIR)/unpacked/llama_cpp/lib/libggml-cuda.so | grep -E " ggml_backend_cuda_(init|reg|get_device_count)$$"
 	cuobjdump --list-elf $(CHECK_DIR)/unpacked/llama_cpp/lib/libggml-cuda.so 2>/dev/null | head -3 || true
 	LD_LIBRARY_PATH=$(CHECK_DIR)/unpacked/llama_cpp/lib:$$($(PYTHON) -c 'import sys; sys.path.insert(0, "bench"); import buildflags; print(buildflags.site_packages("$(VENV)") / buildflags.CUDA_PYPI_DIR / "lib")') \

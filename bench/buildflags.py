@@ -199,11 +199,26 @@ def pip_packages(plan: dict) -> str:
     return " ".join(f"{k}=={v}" for k, v in pk.items())
 
 
+# the CUDA driver API entry points ggml-cuda (llama-cpp-python 0.3.36) calls, for the build check's link stub (read
+# with `nm -D --undefined-only libggml-cuda.so` from a build of it); a GPU box links against the driver's own library
+DRIVER_API = ("cuDeviceGet", "cuDeviceGetAttribute", "cuGetErrorString", "cuMemAddressFree", "cuMemAddressReserve",
+              "cuMemCreate", "cuMemGetAllocationGranularity", "cuMemMap", "cuMemRelease", "cuMemSetAccess",
+              "cuMemUnmap")
+
+
+def system_libcuda() -> str | None:
+    """The driver's libcuda.so.1 as the dynamic linker knows it (``ldconfig -p``), or None."""
+    out = _run(["ldconfig", "-p"]) or _run(["/sbin/ldconfig", "-p"]) or ""
+    m = re.search(r"^\s*libcuda\.so\.1 \(libc6,x86-64\) => (\S+)$", out, re.M)
+    return m[1] if m else None
+
+
 def link_toolkit(root: Path, stub_driver: bool = False) -> list[str]:
     """Make PyPI's CUDA tree look like a toolkit to CMake: unversioned names for the libraries it links
-    (libcudart.so, libcublas.so, libcublasLt.so). ``stub_driver`` (the build check on a machine without a driver
-    only): an empty libcuda.so with the driver's soname in lib/stubs, where a toolkit keeps its stub, so the CUDA
-    backend links; the real driver library provides the symbols when it is loaded on a GPU box."""
+    (libcudart.so, libcublas.so, libcublasLt.so), and ``lib/stubs/libcuda.so`` (where a toolkit keeps its driver
+    stub, which CMake's CUDA::cuda_driver needs): a link to the driver's libcuda.so.1 on a GPU box (the driver
+    often installs no unversioned libcuda.so); with ``stub_driver`` (the build check on a machine without a driver)
+    a stub that defines the driver API entry points ggml calls, with the driver's soname, as NVIDIA's stubs do."""
     done = []
     lib = root / "lib"
     for name in ("libcudart.so", "libcublas.so", "libcublasLt.so"):
@@ -211,13 +226,21 @@ def link_toolkit(root: Path, stub_driver: bool = False) -> list[str]:
         if versioned and not (lib / name).exists():
             (lib / name).symlink_to(versioned[0].name)
             done.append(f"{lib / name} -> {versioned[0].name}")
-    if stub_driver and not (lib / "stubs" / "libcuda.so").exists():
-        (lib / "stubs").mkdir(exist_ok=True)
-        src = lib / "stubs" / "empty.c"
-        src.write_text("/* link-time stand-in for the NVIDIA driver's libcuda.so.1 (build check only) */\n")
-        subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib / "stubs" / "libcuda.so"), str(src),
-                        "-Wl,-soname,libcuda.so.1"], check=True)
-        done.append(f"{lib / 'stubs' / 'libcuda.so'}: an empty stub with soname libcuda.so.1 (no driver here)")
+    stub = lib / "stubs" / "libcuda.so"
+    if stub.exists() or stub.is_symlink():
+        return done
+    stub.parent.mkdir(exist_ok=True)
+    driver = system_libcuda()
+    if driver:
+        stub.symlink_to(driver)
+        done.append(f"{stub} -> {driver} (the driver's library)")
+    elif stub_driver:
+        src = stub.with_name("libcuda-stub.c")
+        src.write_text("/* link-time stand-in for the driver's libcuda.so.1 (build check only: never loaded) */\n"
+                       + "".join(f"int {f}(void) {{ return 999; }}\n" for f in DRIVER_API))
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", str(stub), str(src), "-Wl,-soname,libcuda.so.1"], check=True)
+        done.append(f"{stub}: a stub defining {len(DRIVER_API)} driver API functions, soname libcuda.so.1 (no "
+                    "driver here)")
     return done
 
 
