@@ -62,6 +62,7 @@ $(STAMP): $(DEPS_STAMP) bench/buildflags.py
 	touch $@
 
 bench: setup
+	$(if $(HAS_NVIDIA),-$(BIN)/shadowbench doctor)
 	$(BIN)/shadowbench run $(SUITE) --results-dir $(RESULTS) $(if $(MACHINE),--machine $(MACHINE))
 
 validate: setup

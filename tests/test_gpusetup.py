@@ -201,3 +201,45 @@ def test_a_workload_that_requires_the_gpu_is_refused_on_the_cpu_with_the_reason_
     assert "on-gpu: require_gpu, but it would run on the CPU: llama.cpp (llama-cpp-python): no NVIDIA driver" in said
     rows = list(csv.DictReader(open(next(p for p in tmp_path.rglob("*.csv") if not p.name.endswith(".power.csv")))))
     assert [(x["workload"], x["device"]) for x in rows] == [("cpu-on-purpose", "cpu")]
+
+
+def test_link_toolkit_names_the_libraries_cmake_looks_for_and_stubs_the_driver(tmp_path, monkeypatch):
+    """PyPI's tree has only versioned libraries; CMake links unversioned names and CUDA::cuda_driver. Without a
+    driver (the build check) the stub defines the driver functions ggml calls, with the driver's soname."""
+    from bench import buildflags
+
+    lib = tmp_path / "cu13" / "lib"
+    lib.mkdir(parents=True)
+    for f in ("libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13"):
+        (lib / f).write_bytes(b"")
+    monkeypatch.setattr(buildflags, "system_libcuda", lambda: None)
+    said = buildflags.link_toolkit(tmp_path / "cu13", stub_driver=True)
+    assert (lib / "libcublas.so").resolve().name == "libcublas.so.13" and len(said) == 4
+    stub = lib / "stubs" / "libcuda.so"
+    names = subprocess.run(["nm", "-D", "--defined-only", str(stub)], capture_output=True, text=True).stdout
+    assert all(f" T {f}" in names for f in buildflags.DRIVER_API)
+    assert "libcuda.so.1" in subprocess.run(["readelf", "-d", str(stub)], capture_output=True, text=True).stdout
+    assert buildflags.link_toolkit(tmp_path / "cu13", stub_driver=True) == []  # once
+
+
+def test_on_a_gpu_box_the_stub_is_the_drivers_own_library(tmp_path, monkeypatch):
+    from bench import buildflags
+
+    (tmp_path / "lib").mkdir()
+    driver = tmp_path / "libcuda.so.1"
+    driver.write_bytes(b"")
+    monkeypatch.setattr(buildflags, "_run", lambda cmd: f"\tlibcuda.so.1 (libc6,x86-64) => {driver}\n"
+                        if "ldconfig" in cmd[0] else None)
+    assert buildflags.system_libcuda() == str(driver)
+    buildflags.link_toolkit(tmp_path)
+    assert (tmp_path / "lib" / "stubs" / "libcuda.so").resolve() == driver
+
+
+def test_make_bench_on_a_gpu_box_starts_with_doctor(tmp_path):
+    env = fake_tools(tmp_path, ["3090"], "r580")
+    r = subprocess.run(["make", "-n", "bench", f"VENV={tmp_path / 'venv'}", "PYTHON=" + sys.executable],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    lines = r.stdout.splitlines()
+    doctor = next(i for i, x in enumerate(lines) if x.endswith("/shadowbench doctor"))
+    run = next(i for i, x in enumerate(lines) if "/shadowbench run " in x)
+    assert doctor < run
