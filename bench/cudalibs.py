@@ -7,6 +7,8 @@ installed (a CPU box) or the system already provides the library."""
 from __future__ import annotations
 
 import ctypes
+import importlib.util
+import shutil
 import site
 import sys
 from functools import lru_cache
@@ -36,15 +38,23 @@ def _load(names: tuple[str, ...]) -> str:
 
 @lru_cache(maxsize=None)
 def preload_ct2() -> str:
-    """CTranslate2's cuBLAS (CUDA 12): where the package is installed; before ``import ctranslate2``."""
-    if not sys.platform.startswith("linux"):
+    """CTranslate2's cuBLAS (CUDA 12), where a driver is there to use it and the package is installed; before
+    ``import ctranslate2``."""
+    if not sys.platform.startswith("linux") or shutil.which("nvidia-smi") is None:
         return ""
     return _load(("libcublasLt.so.12", "libcublas.so.12"))
 
 
+def _llama_cuda_build() -> bool:
+    spec = importlib.util.find_spec("llama_cpp")
+    return bool(spec and spec.submodule_search_locations and any(
+        any((Path(p) / "lib").glob("libggml-cuda.so*")) for p in spec.submodule_search_locations))
+
+
 @lru_cache(maxsize=None)
 def preload_llama() -> str:
-    """The CUDA 13 runtime and cuBLAS a llama.cpp built with PyPI's toolchain links; before ``import llama_cpp``."""
-    if not sys.platform.startswith("linux"):
+    """The CUDA 13 runtime and cuBLAS a llama.cpp built with PyPI's toolchain links, where the installed
+    llama-cpp-python is a CUDA build; before ``import llama_cpp``."""
+    if not sys.platform.startswith("linux") or not _llama_cuda_build():
         return ""
     return _load(("libcudart.so.13", "libcublasLt.so.13", "libcublas.so.13"))

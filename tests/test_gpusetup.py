@@ -243,3 +243,25 @@ def test_make_bench_on_a_gpu_box_starts_with_doctor(tmp_path):
     doctor = next(i for i, x in enumerate(lines) if x.endswith("/shadowbench doctor"))
     run = next(i for i, x in enumerate(lines) if "/shadowbench run " in x)
     assert doctor < run
+
+
+def test_ctranslate2s_cublas_is_found_by_its_soname_without_ld_library_path(tmp_path):
+    """A library in an NVIDIA package folder (here a stand-in built with the real soname) is loaded by
+    cudalibs, after which dlopen("libcublas.so.12") by name, as CTranslate2 does, finds it: no LD_LIBRARY_PATH."""
+    lib = tmp_path / "site" / "nvidia" / "cublas" / "lib"
+    lib.mkdir(parents=True)
+    for name in ("libcublas.so.12", "libcublasLt.so.12"):
+        src = tmp_path / f"{name}.c"
+        src.write_text("int cublasCreate_v2(void) { return 0; }\n")
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib / name), str(src), f"-Wl,-soname,{name}"], check=True)
+    code = (f"import ctypes, shutil; from bench import cudalibs; cudalibs._roots = lambda: [__import__('pathlib')"
+            f".Path({str(tmp_path / 'site' / 'nvidia')!r})]; shutil.which = lambda n: '/usr/bin/' + n; "
+            "print(cudalibs.preload_ct2()); ctypes.CDLL('libcublas.so.12'); print('found by soname')")
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [str(lib), "found by soname"]
+    # and without the preload the name is not found
+    r = subprocess.run([sys.executable, "-c", "import ctypes; ctypes.CDLL('libcublas.so.12')"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert r.returncode != 0 and "libcublas.so.12" in r.stderr
