@@ -139,6 +139,6 @@ cuda-build-check: deps
 	readelf -d $(CHECK_DIR)/unpacked/llama_cpp/lib/libggml-cuda.so | grep -E "NEEDED|RUNPATH"
 	readelf -d $(CHECK_DIR)/unpacked/llama_cpp/lib/libggml-cuda.so | grep -q "libcuda.so.1" # the driver API linked
 	nm -D --defined-only $(CHECK_DIR)/unpacked/llama_cpp/lib/libggml-cuda.so | grep -E " ggml_backend_cuda_(init|reg|get_device_count)$$"
-	cuobjdump --list-elf $(CHECK_DIR)/unpacked/llama_cpp/lib/libggml-cuda.so 2>/dev/null | head -3 || true
+	readelf -S --wide $(CHECK_DIR)/unpacked/llama_cpp/lib/libggml-cuda.so | grep -E "\.nv_fatbin" # the device code
 	LD_LIBRARY_PATH=$(CHECK_DIR)/unpacked/llama_cpp/lib:$$($(PYTHON) -c 'import sys; sys.path.insert(0, "bench"); import buildflags; print(buildflags.site_packages("$(VENV)") / buildflags.CUDA_PYPI_DIR / "lib")') \
 	  ldd $(CHECK_DIR)/unpacked/llama_cpp/lib/libggml-cuda.so | grep -E "cuda|cublas|ggml|not found"
