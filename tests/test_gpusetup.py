@@ -129,6 +129,7 @@ def test_the_makefile_gpu_branch_as_a_dry_run(tmp_path):
     assert "GGML_CUDA" not in r.stdout
 
 
+@pytest.mark.slow  # asks the installed engines: llama-cpp-python comes with `make setup`
 def test_doctor_on_this_box_says_no_driver_and_what_it_means_for_each_engine():
     r = run_cli("doctor")
     assert r.returncode == 1
@@ -141,6 +142,7 @@ def test_doctor_on_this_box_says_no_driver_and_what_it_means_for_each_engine():
         assert line in out
 
 
+@pytest.mark.slow  # asks the installed engines: llama-cpp-python comes with `make setup`
 def test_doctor_with_a_3090_names_each_engine_that_would_not_use_it_and_the_fix(tmp_path):
     env = fake_tools(tmp_path, ["3090"], "r580")
     r = run_cli("doctor", env={"PATH": env["PATH"], "CUDA_HOME": env["CUDA_HOME"]})
