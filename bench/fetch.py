@@ -165,6 +165,14 @@ def gpu_free_bytes(gpus: list[dict]) -> int:
 
 def need(kind: str, ref: ModelRef, params: dict) -> Need:
     size, cached = hub_size(ref)
+    g = params.get("transformer_gguf")
+    if isinstance(g, dict):  # an image pipeline's transformer from a hub GGUF file: its download counts too
+        g_size, g_cached = hub_size(ModelRef("hf", g["hf_repo"], g.get("hf_file", ""), g.get("revision", "")))
+        return _need_of(kind, params, size + g_size, (0 if cached else size) + (0 if g_cached else g_size))
+    return _need_of(kind, params, size, 0 if cached else size)
+
+
+def _need_of(kind: str, params: dict, size: int, download: int) -> Need:
     declared = params.get("memory_gb") or 0
     if declared:  # the suite's own figure wins for every kind
         mem, detail = int(declared * GB), f"declared {declared:g} GB (memory_gb)"
@@ -175,7 +183,7 @@ def need(kind: str, ref: ModelRef, params: dict) -> Need:
                   f"+ {RUNTIME_OVERHEAD_GB} GB runtime")
     else:
         mem, detail = int(size * 1.2), f"files {size / GB:.2f} GB × 1.2"
-    return Need(download_bytes=0 if cached else size, model_bytes=size, memory_bytes=mem, detail=detail)
+    return Need(download_bytes=download, model_bytes=size, memory_bytes=mem, detail=detail)
 
 
 def check_disk(n: Need, where: Path | None = None) -> None:

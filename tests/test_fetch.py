@@ -303,3 +303,15 @@ tests = ["tg4"]
     r = run_cli("validate", write_suite(text.format(name="llama3.1:8b"), "b.toml"), env=env)
     assert r.returncode == 2 and "no Ollama manifest at" in r.stderr and "llama3.1/8b" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_an_image_pipelines_gguf_transformer_counts_in_the_download(offline_cache):
+    """The pipeline folder and the transformer's GGUF are two downloads; a cached file counts as none."""
+    fill_cache(offline_cache, "test-org/flux-gguf", "flux-Q8_0.gguf", sparse_bytes=12_700_000_000)
+    fill_cache(offline_cache, "test-org/flux-pipeline", "model_index.json", sparse_bytes=1_000)
+    pipe = models.ModelRef("hf", "test-org/flux-pipeline", "model_index.json")
+    n = fetch.need("image", pipe, {"memory_gb": 15.5, "transformer_gguf": {"hf_repo": "test-org/flux-gguf",
+                                                                           "hf_file": "flux-Q8_0.gguf"}})
+    assert n.model_bytes == 12_700_001_000 and n.download_bytes == 0 and n.memory_bytes == 15_500_000_000
+    with pytest.raises(models.ModelNotFound, match="not in the Hugging Face cache"):
+        fetch.need("image", pipe, {"transformer_gguf": {"hf_repo": "test-org/absent", "hf_file": "x.gguf"}})
