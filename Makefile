@@ -15,7 +15,8 @@ RESULTS ?= results
 LLAMA_VERSION := $(shell $(PYTHON) bench/buildflags.py version)
 LLAMA_KEY := $(shell $(PYTHON) bench/buildflags.py key --venv $(VENV))
 LLAMA_ARGS := $(shell $(PYTHON) bench/buildflags.py args --venv $(VENV))
-WHEELHOUSE := $(HOME)/.cache/shadowbench/wheels/$(LLAMA_KEY)
+CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/shadowbench
+WHEELHOUSE := $(CACHE)/wheels/$(LLAMA_KEY)
 STAMP := $(VENV)/.setup-$(LLAMA_KEY)
 # The GPU plan (`make gpu-plan`; bench/buildflags.py): where nvidia-smi answers, the CUDA toolkit llama.cpp builds
 # with (a system one, else PyPI's CUDA 13 packages into the venv when the driver runs CUDA 13), the cards'
@@ -122,7 +123,7 @@ doctor: setup
 # using only PyPI's NVIDIA packages, on a machine without a GPU or a CUDA toolkit, and show that the CUDA backend
 # library was built and what it links. A machine without a driver cannot load it: the check is that it builds.
 CHECK_ARCH ?= 86
-CHECK_DIR := $(HOME)/.cache/shadowbench/cuda-build-check
+CHECK_DIR := $(CACHE)/cuda-build-check
 cuda-build-check: deps
 	$(PIP) install --quiet $(shell $(PYTHON) bench/buildflags.py cuda-packages --venv $(VENV) --check-arch $(CHECK_ARCH))
 	$(PYTHON) bench/buildflags.py link-toolkit --venv $(VENV) --check-arch $(CHECK_ARCH)

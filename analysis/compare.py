@@ -10,6 +10,7 @@ version are listed as not comparable, naming the field (asv refuses stale compar
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,6 +60,9 @@ class NotComparable:
     values: str
 
 
+_said: set[str] = set()
+
+
 def load_side(arg: str, results_dir: Path) -> tuple[str, pd.DataFrame]:
     """One side: a machine folder, a run file, or machine@run (a run id or the start of one), under results_dir."""
     results_dir = Path(results_dir)
@@ -71,7 +75,11 @@ def load_side(arg: str, results_dir: Path) -> tuple[str, pd.DataFrame]:
         path = results_dir / arg
     if not path.exists():
         raise ConfigError("<command line>", "compare", "a machine folder, a run file, or machine@run", arg)
-    df, _ = rows.load(path.parent)
+    df, problems = rows.load(path.parent)
+    for p in problems:  # a file left out is said, not dropped silently
+        if p not in _said:
+            _said.add(p)
+            print(f"left out: {p}", file=sys.stderr)
     if not df.empty:
         df = df[df["machine"] == path.name] if path.is_dir() else df[df["file"].str.endswith(path.name)]
     if run is not None and not df.empty:

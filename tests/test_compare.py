@@ -102,6 +102,11 @@ def test_compare_on_the_committed_results_prints_a_table(tmp_path):
     assert "pp_tokens_per_s" in r.stdout and ("better" in r.stdout or "not significant" in r.stdout)
     r = run_cli("compare", "nope", "--results-dir", res)
     assert r.returncode == 2 and "at least two sides" in r.stderr
+    # a broken file beside them is said, not dropped silently
+    machine = next(p for p in res.iterdir() if p.is_dir())
+    (machine / "20990101T000000Z-broken.csv").write_text("not,a,result\n1,2,3\n")
+    r = run_cli("compare", "--results-dir", res)
+    assert r.returncode == 0 and "left out: " in r.stderr and "20990101T000000Z-broken.csv" in r.stderr
 
 
 def test_the_report_compares_boxes_when_there_are_several(tmp_path):
