@@ -292,6 +292,13 @@ def advise(path: str | Path, machine: str | None = None, build: str | None = Non
     if bid is None:
         raise ConfigError("<command line>", "--build", "a build (or a machine mapped to one in builds.toml)", None)
     b = catalog.build(bid)
+    cal = None
+    if machine is not None:  # a smart plug's calibration replaces the build's PSU, platform and idle assumptions
+        from . import calibration
+
+        cal = calibration.load(Path(results_dir or "results"), machine)
+        if cal is not None:
+            b = cal.apply(b)[0]
     if hours_per_day is not None:
         b = replace(b, hours_per_day=hours_per_day)
     hours = b.hours_per_day
@@ -306,9 +313,9 @@ def advise(path: str | Path, machine: str | None = None, build: str | None = Non
         per_task = price.request_usd(t.prompt_tokens, t.output_tokens) if t.kind == "llm" else price.usd_per_unit
         lines.append(Line(t, per_task, per_task * t.per_day * days, unit, basis, None, None, None,
                           quality=_quality(df, machine, t, workload) if unit is not None else ""))
-    # the measured idle baseline, as `cost` uses it
+    # the measured idle baseline, as `cost` uses it (the wall's own idle reading first, where calibrated)
     idle = next((u.idle_device_w for u in units if u is not None and u.idle_device_w is not None), None)
-    if idle is not None:
+    if idle is not None and (cal is None or cal.idle_w is None):
         b = replace(b, idle_wall_w=idle / b.psu_efficiency)
     for ln in lines:
         if ln.unit is None:
@@ -367,6 +374,12 @@ def advise(path: str | Path, machine: str | None = None, build: str | None = Non
     all_api = total([0.0] * len(lines), everything_api=True)
     be = cost.breakeven_months(b.hardware_usd, all_api.api_usd, rec.running_usd) if rec.local is not None else None
     notes = []
+    if cal is not None:
+        notes.append(f"wall power measured at the wall ({cal.path}): wall ÷ devices {cal.ratio:.3f}"
+                     + (f", idle {cal.idle_w:.1f} W" if cal.idle_w is not None else ""))
+    elif machine is not None:
+        notes.append("wall power assumed (builds.toml: PSU efficiency, platform and idle watts); `shadowbench "
+                     "calibrate` with a smart plug measures them")
     if any(ln.unit is None and ln.task.private for ln in lines):
         notes.append("a private task has no local figures on this box: the totals leave its local cost out")
     return Advice(mix, b, machine, kwh, lines, all_api, total(_fit(lines, allowed, hours)), rec, be, notes)

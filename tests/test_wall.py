@@ -208,6 +208,14 @@ def test_a_run_with_a_shelly_then_calibrate_then_cost_prices_from_the_wall(plugs
     # the user's own figure still wins over the calibration
     c2 = json.loads(run_cli(*q, "--idle-w", "33").stdout)
     assert c2["idle_wall_w"] == 33
+    # advise prices the machine's rows with the same calibration, and says so
+    mix = write_suite('[scenario]\ntitle = "t"\nbuild = "rtx3090"\n[[tasks]]\nname = "notes"\nkind = "llm"\n'
+                      'api = "gpt-4o-mini"\nunits_per_day = 100\nprompt_tokens = 500\noutput_tokens = 200\n',
+                      name="mix.toml")
+    r = run_cli("advise", mix, "--machine", "plugbox", "--results-dir", res)
+    assert r.returncode == 0, r.stderr
+    assert f"note: wall power measured at the wall ({res / 'plugbox' / 'calibration.toml'})" in r.stdout
+    assert f"idle {data['wall']['idle_w']:.1f} W" in r.stdout
 
 
 @pytest.mark.slow
