@@ -19,7 +19,6 @@ from pathlib import Path
 from bench.errors import ConfigError
 
 from . import catalog, cost, rows
-from .scenarios import DAYS_PER_WEEK
 
 KINDS = ("llm", *catalog.UNIT_KINDS)
 TASK_KEYS = {"name", "kind", "api", "units_per_day", "units_per_week", "units_per_month", "prompt_tokens",
@@ -85,13 +84,12 @@ def load_mix(path: str | Path) -> Mix:
         kind = t.get("kind")
         if kind not in KINDS:
             raise ConfigError(path, f"{where}.kind", f"one of {', '.join(KINDS)}", kind or "<missing>")
-        volume = [k for k in ("units_per_day", "units_per_week", "units_per_month") if k in t]
+        volume = [k for k in cost.DAYS_PER_VOLUME if k in t]
         if len(volume) != 1:
             raise ConfigError(path, where, "one of units_per_day, units_per_week, units_per_month", "<" +
                               (", ".join(volume) or "none") + ">")
         v = _num(path, f"{where}.{volume[0]}", t[volume[0]], lambda x: x >= 0, "a volume >= 0")
-        per_day = {"units_per_day": v, "units_per_week": v / DAYS_PER_WEEK,
-                   "units_per_month": v / cost.DAYS_PER_MONTH}[volume[0]]
+        per_day = v / cost.DAYS_PER_VOLUME[volume[0]]
         private = t.get("private", False)
         if not isinstance(private, bool):
             raise ConfigError(path, f"{where}.private", "true or false", private)

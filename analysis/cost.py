@@ -19,6 +19,9 @@ from .catalog import Build, LLMPrice
 J_PER_KWH = 3.6e6
 DAYS_PER_MONTH = 30.0
 DAYS_PER_YEAR = 365.25
+DAYS_PER_WEEK = 7.0
+# a volume key of a mix or scenario task -> the days it spans (so 30/7 weeks a month)
+DAYS_PER_VOLUME = {"units_per_day": 1.0, "units_per_week": DAYS_PER_WEEK, "units_per_month": DAYS_PER_MONTH}
 MONTHS_PER_YEAR = DAYS_PER_YEAR / DAYS_PER_MONTH
 CALENDAR = "months of 30 days, years of 365.25 days"
 

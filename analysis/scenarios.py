@@ -11,7 +11,6 @@ from bench.errors import ConfigError
 from . import catalog, cost
 
 SCENARIOS = Path(__file__).parent / "scenarios"
-DAYS_PER_WEEK = 7.0
 
 # The errors the guides' arithmetic makes, named once; a scenario case lists the ones behind its guide figures
 # (``guide_errors``) and the report's "why they differ" says them in these words.
@@ -137,12 +136,9 @@ def compute(path: Path, power: str | None = None, usd_per_kwh: float | None = No
 
 def _per_month(t: dict, path: Path) -> float:
     """Units per 30-day month from units_per_day, units_per_week (30/7 weeks a month) or units_per_month."""
-    if "units_per_day" in t:
-        return t["units_per_day"] * cost.DAYS_PER_MONTH
-    if "units_per_week" in t:
-        return t["units_per_week"] * cost.DAYS_PER_MONTH / DAYS_PER_WEEK
-    if "units_per_month" in t:
-        return t["units_per_month"]
+    for key, days in cost.DAYS_PER_VOLUME.items():
+        if key in t:
+            return t[key] / days * cost.DAYS_PER_MONTH
     raise ConfigError(path, "tasks", "units_per_day, units_per_week or units_per_month", "<none of them>")
 
 
