@@ -51,7 +51,7 @@ def llm_claims(df: pd.DataFrame) -> list[LLMClaim]:
         if fits is False:
             basis = "no bound: the file does not fit the memory"
         if bw is not None and fits is not False:
-            kv = fetch.kv_cache_bytes(m["n_ctx"], m["arch"]) // m["arch"]["n_layers"]
+            kv = fetch.kv_layer_bytes(m["n_ctx"], m["arch"])
             gpu_w = (s.gpu_bytes - int(fetch.RUNTIME_OVERHEAD_GB * fetch.GB) - s.layers_on_gpu * kv
                      if s.layers_on_gpu else 0)  # weights only: the KV cache is not read whole per token
             ram_w = size - min(gpu_w, size)

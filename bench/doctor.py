@@ -6,8 +6,15 @@ are loaded), torch whether CUDA is available and which CUDA it was built for, on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from . import buildflags, cudalibs
+
+
+@lru_cache(maxsize=1)
+def this_box() -> dict:
+    """This box's GPU plan, read once per process (nvidia-smi and nvcc are asked once, not per workload)."""
+    return buildflags.gpu_plan()
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,7 @@ ENGINES = {"llm": _llama, "embed": _llama, "asr": _ct2, "image": _torch, "tts": 
 
 
 def engines(plan: dict | None = None) -> list[Engine]:
-    plan = buildflags.gpu_plan() if plan is None else plan
+    plan = this_box() if plan is None else plan
     return [f(plan) for f in (_llama, _ct2, _torch, _onnx)]
 
 
@@ -119,13 +126,13 @@ def gpu_refusal(kind: str, params: dict, plan: dict | None = None) -> str:
         return 'device = "cpu"'
     if kind == "tts" and not params.get("use_cuda"):
         return "use_cuda = false (Piper on the CPU; set require_gpu = false on this workload to run it there)"
-    e = f(buildflags.gpu_plan() if plan is None else plan)
+    e = f(this_box() if plan is None else plan)
     return "" if e.gpu else f"{e.name}: {e.why}"
 
 
 def report(plan: dict | None = None) -> tuple[str, bool]:
     """The doctor's text and whether every engine will use the GPU."""
-    plan = buildflags.gpu_plan() if plan is None else plan
+    plan = this_box() if plan is None else plan
     lines = []
     if plan["gpu"]:
         lines.append(f"NVIDIA driver {plan['driver']}, supports CUDA {buildflags._v(plan['driver_cuda'])}")

@@ -86,11 +86,14 @@ def _included(name: str, ref: ModelRef) -> bool:
     return not ref.include or any(fnmatch(name, pat) or fnmatch(Path(name).name, pat) for pat in ref.include)
 
 
+def kv_layer_bytes(n_ctx: int, arch: dict) -> int:
+    """f16 K and V of one layer: 2 × context × KV heads × head size × 2 bytes (0 without arch)."""
+    return 2 * n_ctx * arch["n_kv_heads"] * arch["head_dim"] * 2 if arch else 0
+
+
 def kv_cache_bytes(n_ctx: int, arch: dict) -> int:
-    """f16 K and V for every layer: 2 × layers × context × KV heads × head size × 2 bytes."""
-    if not arch:
-        return 0
-    return 2 * arch["n_layers"] * n_ctx * arch["n_kv_heads"] * arch["head_dim"] * 2
+    """f16 K and V for every layer."""
+    return arch["n_layers"] * kv_layer_bytes(n_ctx, arch) if arch else 0
 
 
 @dataclass(frozen=True)
@@ -147,14 +150,20 @@ def estimated_split(model_bytes: int, arch: dict, n_ctx: int, free_gpu: int) -> 
     """Before the file is here: the file's bytes spread over its layers (the embeddings counted as layers: a
     slight overestimate per layer, so never more layers than fit)."""
     n = arch["n_layers"]
-    per_layer_kv = kv_cache_bytes(n_ctx, arch) // n
-    return split_layers([model_bytes // n] * n, 0, 0, per_layer_kv, free_gpu, estimated=True)
+    return split_layers([model_bytes // n] * n, 0, 0, kv_layer_bytes(n_ctx, arch), free_gpu, estimated=True)
 
 
 def file_split(path: Path, arch: dict, n_ctx: int, free_gpu: int) -> Split:
     layers, embd, out = gguf_layers(path)
-    kv = kv_cache_bytes(n_ctx, {**arch, "n_layers": len(layers)}) // max(1, len(layers)) if arch else 0
-    return split_layers(layers, embd, out, kv, free_gpu)
+    return split_layers(layers, embd, out, kv_layer_bytes(n_ctx, arch), free_gpu)
+
+
+def split_ram_reason(s: Split, ram_bytes: float) -> str | None:
+    """Why the part of a split left in RAM does not fit the box's RAM, or None."""
+    if s.ram_bytes <= ram_bytes:
+        return None
+    return (f"split by layer: {s.detail}; the part in RAM needs {s.ram_bytes / GB:.1f} GB and the box has "
+            f"{ram_bytes / GB:.1f} GB")
 
 
 def gpu_free_bytes(gpus: list[dict]) -> int:
@@ -220,11 +229,7 @@ def fit_reason(kind: str, n: Need, params: dict, gpus: list[dict], ram_gib: floa
     on_gpu = bool(gpus) and (params.get("n_gpu_layers", -1) != 0) and params.get("device", "auto") != "cpu"
     if on_gpu and params.get("n_gpu_layers") == "fit" and params.get("arch"):
         s = estimated_split(n.model_bytes, params["arch"], params.get("n_ctx", 2048), gpu_free_bytes(gpus))
-        ram = ram_gib * 2**30
-        if s.ram_bytes > ram:
-            return (f"split by layer: {s.detail}; the part in RAM needs {s.ram_bytes / GB:.1f} GB and the box has "
-                    f"{ram / GB:.1f} GB")
-        return None
+        return split_ram_reason(s, ram_gib * 2**30)
     if on_gpu:
         total = sum(g["memory_total_gb"] for g in gpus) * GB
         free = sum(g["memory_free_gb"] if g.get("memory_free_gb") is not None else g["memory_total_gb"]

@@ -269,10 +269,8 @@ class Runner:
             return replace(w, params=MappingProxyType({**w.params, "n_gpu_layers": 0})), {}
         s = fetch.file_split(model_path, w.params.get("arch") or {}, w.params.get("n_ctx", 2048),
                              fetch.gpu_free_bytes(self.gpus))
-        ram = provenance.ram_gib() * 2**30
-        if s.ram_bytes > ram:
-            raise DeviceUnavailable(f"split by layer: {s.detail}; the part in RAM needs {s.ram_bytes / 1e9:.1f} GB "
-                                    f"and the box has {ram / 1e9:.1f} GB")
+        if why := fetch.split_ram_reason(s, provenance.ram_gib() * 2**30):
+            raise DeviceUnavailable(why)
         self.console.print(f"{escape(w.name)}: {s.detail}", highlight=False)
         return (replace(w, params=MappingProxyType({**w.params, "n_gpu_layers": s.n_gpu_layers})),
                 {"gpu_bytes": s.gpu_bytes, "ram_bytes": s.ram_bytes, "layers_on_gpu": s.layers_on_gpu,

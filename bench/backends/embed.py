@@ -36,7 +36,48 @@ def passages() -> list[str]:
     return [REFERENCE_TEXTS[k] for k in QUERIES] + story
 
 
-class EmbedBackend:
+class _PassageSet:
+    """What both backends do with their ``embed(texts) -> (vectors, tokens reported or None)``: one repetition
+    embeds every passage ``batch_size`` at a time; the retrieval check after it."""
+
+    workload: Workload
+    passages: list[str]
+    tokens: list[int]  # per passage from the model's tokenizer; empty where a server reports usage
+
+    def embed(self, texts: list[str]) -> tuple[np.ndarray, int | None]:
+        raise NotImplementedError
+
+    def prepare(self, test: str) -> None:
+        pass
+
+    def run(self, test: str) -> dict:
+        """Tokens from the model's tokenizer (local) or the server's usage report (empty where a response has
+        none)."""
+        size = self.workload.params["batch_size"]
+        parts, usage = [], []
+        t0 = time.perf_counter()
+        for i in range(0, len(self.passages), size):
+            vectors, used = self.embed(self.passages[i:i + size])
+            parts.append(vectors)
+            usage.append(used)
+        wall = time.perf_counter() - t0
+        vectors = np.concatenate(parts)
+        self._vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        tokens = sum(self.tokens) if self.tokens else (sum(usage) if None not in usage else None)
+        return {"passages": len(self.passages), "embed_tokens": tokens,
+                "embed_tokens_per_s": tokens / wall if tokens is not None else None,
+                "passages_per_s": len(self.passages) / wall, "dims": int(vectors.shape[1])}
+
+    def check(self, test: str) -> dict:
+        """Recall@1 of the fixed queries against the passages just embedded (not timed)."""
+        prefix = self.workload.params["query_prefix"]
+        q, _ = self.embed([prefix + x for x in QUERIES.values()])
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+        hits = (q @ self._vectors.T).argmax(axis=1) == np.arange(len(QUERIES))
+        return {"recall_at_1": float(hits.mean())}
+
+
+class EmbedBackend(_PassageSet):
     name = "llama-cpp-python"
 
     def __init__(self, workload: Workload, model_path: Path):
@@ -79,48 +120,11 @@ class EmbedBackend:
                 "batch_size": p["batch_size"], "flash_attn": p["flash_attn"], "backend_build": self._build,
                 "device": "cuda" if self._offload and p["n_gpu_layers"] != 0 else "cpu"}
 
-    def prepare(self, test: str) -> None:
-        pass
-
     def embed(self, texts: list[str]) -> tuple[np.ndarray, int | None]:
         return np.asarray(self.llm.embed(texts, normalize=True), dtype=np.float32), None
 
-    def run(self, test: str) -> dict:
-        return _embed_all(self)
 
-    def check(self, test: str) -> dict:
-        return _recall(self)
-
-
-def _embed_all(backend) -> dict:
-    """One repetition: every passage, ``batch_size`` at a time; tokens from the model's tokenizer (local) or the
-    server's usage report (endpoint; empty where a response has none)."""
-    size = backend.workload.params["batch_size"]
-    parts, usage = [], []
-    t0 = time.perf_counter()
-    for i in range(0, len(backend.passages), size):
-        vectors, used = backend.embed(backend.passages[i:i + size])
-        parts.append(vectors)
-        usage.append(used)
-    wall = time.perf_counter() - t0
-    vectors = np.concatenate(parts)
-    backend._vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    tokens = sum(backend.tokens) if backend.tokens else (sum(usage) if None not in usage else None)
-    return {"passages": len(backend.passages), "embed_tokens": tokens,
-            "embed_tokens_per_s": tokens / wall if tokens is not None else None,
-            "passages_per_s": len(backend.passages) / wall, "dims": int(vectors.shape[1])}
-
-
-def _recall(backend) -> dict:
-    """Recall@1 of the fixed queries against the passages just embedded (not timed)."""
-    prefix = backend.workload.params["query_prefix"]
-    q, _ = backend.embed([prefix + x for x in QUERIES.values()])
-    q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    hits = (q @ backend._vectors.T).argmax(axis=1) == np.arange(len(QUERIES))
-    return {"recall_at_1": float(hits.mean())}
-
-
-class EmbedEndpointBackend:
+class EmbedEndpointBackend(_PassageSet):
     """``POST {base_url}/embeddings`` with ``batch_size`` passages per request, one request at a time (indexing a
     document set is a batch job, not concurrent traffic)."""
 
@@ -192,16 +196,6 @@ class EmbedEndpointBackend:
                 "flash_attn": True if p["spawn"] else None,
                 "backend_build": f"{where} {self.shown_url}",
                 "n_gpu_layers": p["n_gpu_layers"] if p["spawn"] else None}
-
-    def prepare(self, test: str) -> None:
-        pass
-
-    def run(self, test: str) -> dict:
-        return _embed_all(self)
-
-    def check(self, test: str) -> dict:
-        return _recall(self)
-
 
 def create(workload: Workload, model_path: Path | None):
     p = workload.params

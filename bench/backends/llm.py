@@ -102,9 +102,10 @@ class LlamaCppBackend:
     def prepare(self, test: str) -> None:
         if test in QUALITY_TESTS:
             return self._prepare_quality(test)
-        if isinstance(parse_test(test), Batch):
-            return self._prepare_batch(test)
-        pp, tg, n = parse_test(test)
+        spec = parse_test(test)
+        if isinstance(spec, Batch):
+            return self._prepare_batch(test, spec)
+        pp, tg, n = spec
         n_ctx = self.workload.params["n_ctx"]
         if max(pp, 1) + tg > n_ctx:
             raise BackendError(f"test {test} needs {max(pp, 1) + tg} tokens of context per sequence; n_ctx is {n_ctx}")
@@ -139,9 +140,10 @@ class LlamaCppBackend:
     def run(self, test: str) -> dict:
         if test in QUALITY_TESTS:
             return self._run_quality(test)
-        if isinstance(parse_test(test), Batch):
-            return self._run_batch(test)
-        pp, tg, n = parse_test(test)
+        spec = parse_test(test)
+        if isinstance(spec, Batch):
+            return self._run_batch(test, spec)
+        pp, tg, n = spec
         if n > 1:
             return self._run_parallel(test, pp, tg, n)
         prompt = self._prompts[test]
@@ -183,12 +185,11 @@ class LlamaCppBackend:
     # ------------------------------------------------------------------ batching (eachN / collectN tests)
     MAX_LABEL_TOKENS = 8  # the longest label ("scheduling") and a line's "k: " and newline fit with room to spare
 
-    def _prepare_batch(self, test: str) -> None:
+    def _prepare_batch(self, test: str, b: Batch) -> None:
         """The requests of the test (chat messages and the grammar that holds the answer to the labels), checked
         against n_ctx before anything is timed."""
         from llama_cpp import LlamaGrammar
 
-        b = parse_test(test)
         work = batching.items(b.items)
         if b.collect:
             reqs = [(batching.collect_messages([t for _, t in work]), batching.collect_grammar(b.items),
@@ -204,11 +205,10 @@ class LlamaCppBackend:
         grammars = {g: LlamaGrammar.from_string(g, verbose=False) for g in {g for _, g, _ in reqs}}
         self._batches[test] = ([(msgs, grammars[g], out) for msgs, g, out in reqs], [label for label, _ in work])
 
-    def _run_batch(self, test: str) -> dict:
+    def _run_batch(self, test: str, b: Batch) -> dict:
         """Every request of the test, one after another, as a batch job sends them: greedy, the answer held to the
         labels by the grammar. The model's context starts empty each repetition (llama-cpp-python reuses a shared
         prompt prefix between the requests of one repetition, as llama-server and Ollama do)."""
-        b = parse_test(test)
         reqs, truth = self._batches[test]
         self.lc.llama_memory_clear(self.lc.llama_get_memory(self.ctx), True)
         self.llm.reset()

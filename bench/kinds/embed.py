@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..columns import Column as C
 from ..errors import ConfigError
 from . import Pricing
-from .endpoint import auth_headers, check_answers
+from .endpoint import preflight  # noqa: F401  (the kind's preflight: an external server answers first)
 from .schema import FIT_KEYS, MODEL, N_GPU_LAYERS, Key, bool_key, fixed_tests, int_key, number_key, str_key
 
 NAME = "embed"
@@ -46,11 +46,6 @@ def finish(w: dict, path, where: str, check_models: bool) -> None:
         raise ConfigError(path, f"{where}.model", "a GGUF embedding model, or base_url (an embeddings server)",
                           "<nothing: the key is missing>")
 
-
-def preflight(w) -> None:
-    """An external server must answer before anything is measured (exit status 2 names it otherwise)."""
-    if w.params["base_url"]:
-        check_answers(w.params["base_url"], auth_headers(w.params))
 
 COLUMNS = [
     C("passages", "metric", int, "", "passages embedded in one repetition"),

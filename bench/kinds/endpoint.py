@@ -92,9 +92,10 @@ def attach(base_url: str, params: dict, cleanup) -> tuple[str, dict[str, str]]:
 
 def preflight(w) -> None:
     """An external server must answer before anything is measured (the idle baseline included): exit status 2
-    names it otherwise. A spawned server is checked when it starts."""
+    names it otherwise. A spawned server is checked when it starts (the embed kind shares this: a local model
+    names no base_url)."""
     p = w.params
-    if not p["spawn"]:
+    if p["base_url"]:
         check_answers(p["base_url"], auth_headers(p))
 
 
