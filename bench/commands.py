@@ -63,7 +63,7 @@ def cmd_run(args) -> int:
     if wall:
         report.append(f"wall plug from {wall_from}")
     runner = Runner(suite, meter, Path(args.results_dir), machine, gpus, console=err,
-                    show_progress=not args.no_progress, idle_s=args.idle_s)
+                    show_progress=not args.no_progress, idle_s=args.idle_s, launcher=args.launcher)
     for line in report:
         err.print(f"  meter {line}", markup=False, highlight=False)
     try:
@@ -349,6 +349,10 @@ def register(sub) -> None:
                    help="the smart plug the box is plugged into: shelly://HOST, tasmota://HOST, "
                         "homeassistant://HOST:8123/sensor.ENTITY, kasa://HOST (default: SHADOWBENCH_WALL, or "
                         "[energy] wall in ~/.config/shadowbench/machine.toml)")
+    r.add_argument("--launcher", choices=("process", "inline"), default="process",
+                   help="process (default): each workload's engine in its own child process, so a native crash "
+                        "fails that workload only and engines never share a process; inline: in the harness "
+                        "process (for a debugger)")
     r.set_defaults(func=cmd_run)
 
     rp = sub.add_parser("restore-power-limit", help="put back the GPU power limits a sweep changed (after a crash or "

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import columns, fetch, kinds, models, provenance, signals
+from . import columns, fetch, kinds, launcher, models, provenance, signals
 from .columns import SCHEMA_VERSION
 from .config import Suite, Workload
 from .energy import Meter
@@ -36,6 +36,7 @@ class RunOutcome:
     warnings: list[str] = field(default_factory=list)
     exit_status: int = 0  # the highest exit status of the failures (2: bad input; 1: a backend failed)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (workload, why): will not fit this box
+    skews_s: list[float] = field(default_factory=list)  # per row: the parent's span minus the child's window
 
 
 def cv(values: list[float]) -> float | None:
@@ -58,13 +59,17 @@ def contained(e: Exception) -> ShadowbenchError:
 
 class Runner:
     """Runs a suite. ``create_backend`` (workload, model path) -> backend is the kinds' registry by default; tests
-    pass a fake."""
+    pass a fake. ``launcher``: "process" runs each workload's backend in its own child process (bench/launcher.py;
+    the factory must then be importable by name), "inline" in this one."""
 
     def __init__(self, suite: Suite, meter: Meter, results_dir: Path, machine: str, gpus: list[dict],
                  console: Console | None = None, show_progress: bool = True, idle_s: float | None = None,
-                 create_backend=kinds.create_backend, nvml_module=None):
+                 create_backend=kinds.create_backend, nvml_module=None, launcher: str = launcher.DEFAULT_MODE):
         self.suite, self.meter, self.machine, self.gpus = suite, meter, machine, gpus
         self.create_backend = create_backend
+        if launcher not in launcher_modes():
+            raise ValueError(f"launcher: one of {', '.join(launcher_modes())}, not {launcher!r}")
+        self.launcher = launcher
         self._refused: set[str] = set()
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.show_progress = show_progress
@@ -238,7 +243,8 @@ class Runner:
             split: dict = {}
             if w.params.get("n_gpu_layers") == "fit":  # partial offload: the layers that fit, from the file
                 w, split = self._fit_layers(w, model_path)
-            backend = self.create_backend(w, model_path)
+            backend = (launcher.ChildBackend(self.create_backend, w, model_path) if self.launcher == "process"
+                       else self.create_backend(w, model_path))
             self.console.print(f"{escape(w.name)}: loading {escape(w.model.label())}", highlight=False)
             backend.load()
             signals.check()  # a Ctrl-C during a load inside C code may have been swallowed there
@@ -257,8 +263,11 @@ class Runner:
             for watts, limit_cols in self._limits:
                 if watts is not None:
                     self._set_limit(watts, progress, task)
-                for test in w.tests:
-                    self._run_test(w, test, backend, sha, {**settings, **limit_cols}, writer, outcome, progress, task)
+                for i, test in enumerate(w.tests):
+                    if not self._run_test(w, test, backend, sha, {**settings, **limit_cols}, writer, outcome,
+                                          progress, task):  # the engine's process died: nothing left to ask it
+                        progress.advance(task, sum(sum(kinds.runs(w, t)) for t in w.tests[i + 1:]))
+                        return
         finally:
             self._unload(w, backend, outcome)
 
@@ -286,39 +295,51 @@ class Runner:
         except Exception as e:  # noqa: BLE001
             self._fail(outcome, f"{w.name} (unload)", e, "going on with the next workload")
 
-    def _run_test(self, w, test, backend, sha, settings, writer, outcome, progress, task) -> None:
+    def _run_test(self, w, test, backend, sha, settings, writer, outcome, progress, task) -> bool:
+        """One test's warm-ups and repetitions; False when the engine's process died (the workload is over)."""
         what = f"{w.name}/{test}"
         warmups, repetitions = kinds.runs(w, test)
         try:
+            _phase(backend, f"preparing test {test}")
             backend.prepare(test)
             signals.check()
             for i in range(warmups):
                 progress.update(task, description=f"{escape(w.name)} {escape(test)}: warmup {i + 1}/{warmups}")
+                _phase(backend, f"running test {test} warmup {i + 1}")
                 backend.run(test)
                 signals.check()
                 progress.advance(task)
         except Exception as e:  # noqa: BLE001
-            self._fail(outcome, what, e, "skipping the test")
+            dead = isinstance(e, launcher.ChildDied)
+            self._fail(outcome, what, e, "skipping the rest of the workload" if dead else "skipping the test")
             progress.advance(task, warmups + repetitions)
-            return
+            return not dead
         rows = []
+        alive = True
         for rep in range(1, repetitions + 1):
             progress.update(task, description=f"{escape(w.name)} {escape(test)}: repetition {rep}/{repetitions}")
             key = f"{w.name}/{test}/{rep}"
             utc = provenance.utc_now()
+            _phase(backend, f"running test {test} repetition {rep}")
             self.meter.begin(key)
             try:
                 metrics = backend.run(test)
             except Exception as e:  # noqa: BLE001
                 self.meter.end(key)  # the window is closed; its energy belongs to no row
-                self._fail(outcome, f"{what} repetition {rep}", e, "skipping the rest of the test")
+                alive = not isinstance(e, launcher.ChildDied)
+                self._fail(outcome, f"{what} repetition {rep}", e,
+                           "skipping the rest of the test" if alive else "skipping the rest of the workload")
                 progress.advance(task, repetitions - rep + 1)
                 break
-            window = self.meter.end(key)
+            edges = getattr(backend, "last_edges", None)  # a child's exact window on the meter's clock
+            window = self.meter.end(key, edges) if edges is not None else self.meter.end(key)
+            if window.skew_s is not None:
+                outcome.skews_s.append(window.skew_s)
             signals.check()  # before the row is written: a row after a stop signal is never written
             checks, check_error = {}, None
             if hasattr(backend, "check"):  # after the window: not timed
                 try:
+                    _phase(backend, f"checking test {test} repetition {rep}")
                     checks = backend.check(test)
                 except Exception as e:  # noqa: BLE001 - the measurement stands; the check is named as failed
                     check_error = e
@@ -337,8 +358,10 @@ class Runner:
             if problem is not None and (why := problem(metrics)):
                 self._fail(outcome, f"{what} repetition {rep}", BackendError(why), "the row is kept")
             if check_error is not None:
+                alive = not isinstance(check_error, launcher.ChildDied)
                 self._fail(outcome, f"{what} repetition {rep} (check)", check_error,
-                           "the row is kept without it; skipping the rest of the test")
+                           "the row is kept without it; skipping the rest of the "
+                           + ("test" if alive else "workload"))
                 progress.advance(task, repetitions - rep)
                 break
         for metric in columns.spread():
@@ -349,6 +372,17 @@ class Runner:
                        f"repetitions, above {w.cv_warn:.0%}): the box was busy or throttling; more repetitions help")
                 outcome.warnings.append(msg)
                 self.console.print(f"[yellow]warning[/yellow] {escape(msg)}")
+        return alive
+
+
+def launcher_modes() -> tuple[str, ...]:
+    return launcher.MODES
+
+
+def _phase(backend, text: str) -> None:
+    """What the backend is doing now, for the message if its process dies there (a child backend only)."""
+    if isinstance(backend, launcher.ChildBackend):
+        backend.phase = text
 
 
 def summary_tables(rows: list[dict]) -> list[Table]:

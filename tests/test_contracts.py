@@ -205,7 +205,8 @@ def _run_fake(tmp_path, fail_first):
         return made[workload.name]
 
     runner = Runner(suite, NullMeter(clock), tmp_path / "res", "box", [], console=Console(file=open(
-        tmp_path / "console.txt", "w"), width=200), show_progress=False, idle_s=0, create_backend=create)
+        tmp_path / "console.txt", "w"), width=200), show_progress=False, idle_s=0, create_backend=create,
+                    launcher="inline")
     outcome = runner.run()
     return outcome, read_rows(outcome.path), made, (tmp_path / "console.txt").read_text()
 

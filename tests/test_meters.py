@@ -127,7 +127,7 @@ def test_lost_gpu_leaves_run_going_with_flagged_rows(tmp_path):
     suite = fake_suite(tmp_path, reps=3, tests='["tg8"]')
     runner = Runner(suite, meter, tmp_path / "res", "box", [], show_progress=False, idle_s=0,
                     console=Console(file=open(tmp_path / "out.txt", "w")),
-                    create_backend=lambda w, path: FakeBackend(w, clock, seconds=1.5))
+                    create_backend=lambda w, path: FakeBackend(w, clock, seconds=1.5), launcher="inline")
     try:
         outcome = runner.run()
     finally:

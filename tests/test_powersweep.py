@@ -85,7 +85,7 @@ def _sweep_run(tmp_path, card, backend, limits=LIMITS):
     meter = EnergyMeter([NVMLPart(session)], sample_hz=20)
     try:
         runner = Runner(load_suite(suite_path), meter, tmp_path / "results", "fakegpu", [], show_progress=False,
-                        create_backend=lambda w, p: backend, nvml_module=card)
+                        create_backend=lambda w, p: backend, nvml_module=card, launcher="inline")
         return runner.run()
     finally:
         meter.close()

@@ -287,7 +287,7 @@ def _run_until_full(folder: Path, tmp_path: Path):
     suite = fake_suite(tmp_path, reps=200, tests='["tg4"]')
     runner = Runner(suite, NullMeter(clock), folder, "box", [], show_progress=False, idle_s=0,
                     console=Console(file=open(tmp_path / "out.txt", "w")),
-                    create_backend=lambda w, p: FakeBackend(w, clock))
+                    create_backend=lambda w, p: FakeBackend(w, clock), launcher="inline")
     with pytest.raises(DiskFull, match="is the disk full"):
         runner.run()
     return runner.path

@@ -31,6 +31,7 @@ class EnergyWindow:
     extra: Mapping[str, object] = field(default_factory=dict)  # the parts' own result columns
     t0_s: float = 0.0  # the meter's clock at the window's edges
     t1_s: float = 0.0
+    skew_s: float | None = None  # with a child's edges: how much longer the parent's own span was (not a column)
 
     def columns(self) -> dict[str, object]:
         """The window as result columns."""
@@ -46,7 +47,7 @@ class Meter(Protocol):
 
     def begin(self, key: str) -> None: ...
 
-    def end(self, key: str) -> EnergyWindow: ...
+    def end(self, key: str, edges: tuple[float, float] | None = None) -> EnergyWindow: ...
 
     def track(self, scope: "Scope") -> None: ...
 
@@ -136,10 +137,14 @@ class NullMeter:
     def begin(self, key: str) -> None:
         self._t0[key] = self.clock()
 
-    def end(self, key: str) -> EnergyWindow:
+    def end(self, key: str, edges: tuple[float, float] | None = None) -> EnergyWindow:
         t1 = self.clock()
         t0 = self._t0.pop(key)
-        return EnergyWindow(duration_s=t1 - t0, t0_s=t0, t1_s=t1)
+        skew = None
+        if edges is not None:
+            skew = (edges[0] - t0) + (t1 - edges[1])
+            t0, t1 = edges
+        return EnergyWindow(duration_s=t1 - t0, t0_s=t0, t1_s=t1, skew_s=skew)
 
     def track(self, scope: Scope) -> None:
         pass

@@ -138,7 +138,10 @@ class EnergyMeter:
         t0 = self.clock()
         self._open[key] = (t0, [part.at(c, t, t0) for part, (t, c) in zip(self.parts, readings)])
 
-    def end(self, key: str) -> EnergyWindow:
+    def end(self, key: str, edges: tuple[float, float] | None = None) -> EnergyWindow:
+        """The window since ``begin(key)``; with ``edges`` (start, end on this meter's clock, both inside the
+        begin-end span: a child process's exact run), the window is those edges, each part's readings moved to
+        them (``Part.at``). The parent's own span and the child's differ by the pipe's round trip."""
         t1 = self.clock()
         t0, c0 = self._open.pop(key)
         # parts read at once first, then those whose edge waits for a counter step
@@ -146,6 +149,15 @@ class EnergyMeter:
         readings: list = [None] * len(self.parts)
         for i in order:
             readings[i] = self.parts[i].edge("end")
+        skew = None
+        if edges is not None:
+            e0, e1 = edges
+            if not (t0 - 1e-3 <= e0 <= e1 <= t1 + 1e-3):
+                raise ValueError(f"window edges {edges} are not inside the meter's span ({t0}, {t1}): not one clock")
+            c0 = [part.at(c, t0, e0) for part, c in zip(self.parts, c0)]
+            readings = [(e1, part.at(c, t, e1)) for part, (t, c) in zip(self.parts, readings)]
+            skew = (e0 - t0) + (t1 - e1)
+            t0, t1 = e0, e1
         duration = t1 - t0
         with self._lock:
             samples = [s for s in self._samples if t0 - 1.0 <= s[0] <= t1 + 1.0]
@@ -186,7 +198,7 @@ class EnergyMeter:
             gpu_energy_j=gpu_e, gpu_energy_source=gpu_src if gpu_e is not None else "none",
             cpu_energy_j=cpu_e, cpu_energy_source=cpu_src if cpu_e is not None else "none",
             avg_power_w=(total / duration) if total is not None and duration > 0 else None,
-            peak_power_w=peak, flags=tuple(flags), extra=extra, t0_s=t0, t1_s=t1)
+            peak_power_w=peak, flags=tuple(flags), extra=extra, t0_s=t0, t1_s=t1, skew_s=skew)
 
     def describe(self) -> list[str]:
         return [p.describe() for p in self.parts]
