@@ -59,6 +59,7 @@ $(STAMP): $(DEPS_STAMP) bench/buildflags.py
 	  mkdir -p $(WHEELHOUSE) && mv $(WHEELHOUSE).tmp/*.whl $(WHEELHOUSE)/ && rm -rf $(WHEELHOUSE).tmp; \
 	fi
 	$(PIP) install --quiet --no-deps --force-reinstall $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	$(PYTHON) bench/buildflags.py record --venv $(VENV)
 	$(PIP) install --quiet -e '.[test,llm]'
 	touch $@
 

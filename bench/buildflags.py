@@ -280,7 +280,7 @@ def build_key(args: list[str] | None = None) -> str:
     return f"{LLAMA_CPP_PYTHON_VERSION}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
-USAGE = ("usage: buildflags.py [args|key|version|plan|torch|cuda-packages|link-toolkit] [--venv DIR] "
+USAGE = ("usage: buildflags.py [args|key|version|plan|torch|cuda-packages|link-toolkit|record] [--venv DIR] "
          "[--check-arch 86]")
 
 
@@ -321,10 +321,30 @@ def main(argv: list[str]) -> int:
             return 0
         for line in link_toolkit(Path(plan["toolkit"]["root"]), stub_driver=bool(check)):
             print(line)
+    elif what == "record":
+        print(record_build(venv, plan, cmake_args(plan=plan, cuda=None if plan else False)))
     else:
         print(USAGE, file=sys.stderr)
         return 2
     return 0
+
+
+def record_build(venv: str, plan: dict | None, args: list[str]) -> str:
+    """What `make setup` built llama-cpp-python with, kept in the environment (``cudalibs.BUILD_RECORD``): the CMake
+    flags and the CUDA toolkit's library folder, so only that toolkit's libraries are ever preloaded for it."""
+    import json
+
+    tk = (plan or {}).get("toolkit") or None
+    lib = ""
+    if tk and tk["source"] == "pypi":
+        lib = str(Path(tk["root"]) / "lib")
+    elif tk:  # a system toolkit: bin/nvcc's sibling lib64 (or lib)
+        root = Path(tk["nvcc"]).resolve().parent.parent
+        lib = str(next((root / d for d in ("lib64", "lib") if (root / d).is_dir()), root / "lib64"))
+    out = Path(venv) / "shadowbench-llama-build.json"
+    out.write_text(json.dumps({"cmake_args": args, "toolkit": tk["source"] if tk else "", "toolkit_lib": lib},
+                              indent=1) + "\n")
+    return f"recorded the llama.cpp build in {out}: toolkit {tk['source'] if tk else 'none (a CPU build)'} {lib}"
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 output, drive the plan (toolkit, architectures, torch build), the Makefile's GPU branch (a dry run: nothing is
 installed) and ``shadowbench doctor``'s verdicts; a GPU suite's workload is refused on this CPU box with the reason."""
 import csv
+import json
+import shutil
+import textwrap
 import os
 import subprocess
 import sys
@@ -267,3 +270,102 @@ def test_ctranslate2s_cublas_is_found_by_its_soname_without_ld_library_path(tmp_
     r = subprocess.run([sys.executable, "-c", "import ctypes; ctypes.CDLL('libcublas.so.12')"], capture_output=True,
                        text=True, env=env, timeout=60)
     assert r.returncode != 0 and "libcublas.so.12" in r.stderr
+
+
+def test_doctor_reports_an_engine_whose_probe_crashes_and_goes_on(tmp_path):
+    # an engine whose import dies natively (as two builds of one CUDA library in a process do): a llama_cpp on the
+    # path that reads address 0 when imported
+    fake = tmp_path / "lib" / "llama_cpp"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("import ctypes, sys\nprint('ggml_cuda_init: found 1 CUDA devices', "
+                                      "file=sys.stderr, flush=True)\nctypes.string_at(0)\n")
+    r = run_cli("doctor", env={"PYTHONPATH": str(tmp_path / "lib")})
+    assert r.returncode == 1, r.stderr
+    out = r.stdout
+    assert "FAIL  llama.cpp (llama-cpp-python) [llm, embed]: the probe CRASHED with SIGSEGV (Segmentation fault)" \
+        in out
+    assert "| ggml_cuda_init: found 1 CUDA devices" in out  # its last words
+    assert "Two builds of one CUDA library in a process are the usual cause" in out
+    # the other engines were still asked, each in its own process
+    assert "torch (diffusers) [image]: torch" in out and "onnxruntime (Piper) [tts]: onnxruntime" in out
+    assert "Traceback" not in r.stderr
+
+
+def test_loaded_cuda_libraries_are_read_from_the_process_map(tmp_path):
+    from bench.doctor import library_clashes, loaded_cuda_libs, Engine
+
+    maps = tmp_path / "maps"
+    maps.write_text(
+        "7f00-7f01 r-xp 00000000 08:01 1 /nonexistent/cuda-13.0/lib64/libcublas.so.13.1.0.3\n"
+        "7f02-7f03 r-xp 00000000 08:01 2 /nonexistent/cuda-13.0/lib64/libcudart.so.13.0.96\n"
+        "7f04-7f05 r-xp 00000000 08:01 3 /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+        "7f06-7f07 rw-p 00000000 00:00 0 \n")
+    libs = loaded_cuda_libs(str(maps))
+    assert set(libs) == {"libcublas", "libcudart"}
+    assert libs["libcublas"].startswith("/nonexistent/cuda-13.0/lib64/libcublas.so.13.1.0.3")
+    a = Engine("llama.cpp (x)", "llm", True, "", libs={"libcublas": "/usr/local/cuda/lib64/libcublas.so.13.1.0.3"})
+    b = Engine("torch (diffusers)", "image", True, "",
+               libs={"libcublas": "/venv/nvidia/cu13/lib/libcublas.so.13 (13.0.2)"})
+    [warn] = library_clashes([a, b])
+    assert "libcublas differs between engines: llama.cpp loads /usr/local/cuda" in warn and "never meet" in warn
+    assert library_clashes([a, a]) == []
+
+
+def _so(cc, out: Path, src: str, *flags: str) -> None:
+    c = out.with_suffix(".c")
+    c.write_text(src)
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(out), str(c), *flags], check=True, capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler to make the libraries")
+def test_preload_loads_only_the_toolkit_the_build_was_linked_with(tmp_path):
+    """A llama.cpp CUDA build NEEDs libcublas.so.13; torch's copy of that soname sits in site-packages. With the
+    build's toolkit recorded, exactly that toolkit's file is loaded; without a record, nothing (never torch's copy);
+    where the build's RUNPATH finds it, nothing either."""
+    cc = shutil.which("cc")
+    toolkit, torchs = tmp_path / "toolkit" / "lib", tmp_path / "site" / "nvidia" / "cu13" / "lib"
+    pkg = tmp_path / "site" / "llama_cpp"
+    for d in (toolkit, torchs, pkg / "lib"):
+        d.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    for where, tag in ((toolkit, "toolkit"), (torchs, "torch")):
+        _so(cc, where / "libcublas.so.13", f'const char *which_cublas(void) {{ return "{tag}"; }}\n',
+            "-Wl,-soname,libcublas.so.13")
+    ggml = pkg / "lib" / "libggml-cuda.so"
+    _so(cc, ggml, "const char *which_cublas(void); const char *ask(void) { return which_cublas(); }\n",
+        f"-L{toolkit}", "-l:libcublas.so.13")
+    from bench.cudalibs import elf_links
+
+    needed, runpath = elf_links(ggml)
+    assert "libcublas.so.13" in needed and runpath == []
+    script = textwrap.dedent(f"""
+        import ctypes, json, sys
+        from pathlib import Path
+        sys.path.insert(0, {str(tmp_path / "site")!r})
+        from bench import cudalibs
+        sys.prefix = sys.argv[1]
+        loaded = cudalibs.preload_llama()
+        try:
+            lib = ctypes.CDLL({str(ggml)!r})
+            lib.ask.restype = ctypes.c_char_p
+            got = lib.ask().decode()
+        except OSError as e:
+            got = "unresolved"
+        print(json.dumps([loaded, got]))
+    """)
+
+    def ask(prefix: Path, **env):
+        r = subprocess.run([sys.executable, "-c", script, str(prefix)], capture_output=True, text=True, cwd=REPO,
+                           env={**os.environ, "LD_LIBRARY_PATH": "", **env}, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    rec = tmp_path / "venv"
+    rec.mkdir()
+    (rec / "shadowbench-llama-build.json").write_text(json.dumps({"toolkit": "pypi", "toolkit_lib": str(toolkit)}))
+    loaded, got = ask(rec)
+    assert loaded == str(toolkit / "libcublas.so.13") and got == "toolkit"
+    loaded, got = ask(tmp_path / "no-record")  # no record: never another copy of the soname
+    assert loaded == "" and got == "unresolved"
+    loaded, got = ask(rec, LD_LIBRARY_PATH=str(torchs))  # the loader finds one by itself: nothing preloaded
+    assert loaded == "" and got == "torch"
