@@ -494,9 +494,14 @@ def cmd_cost(args) -> int:
             raise ConfigError("<command line>", "--build", f"rows with energy, or a build with a busy wall-power "
                               f"figure; the rows have no energy and {b.id} has no busy_wall_w", b.id)
         local = cost.local_monthly(unit, n, b, kwh, days, hours)
-        label = " (ESTIMATED energy)" if unit.estimated else ""
+        from bench.energy.base import parts_words
+
+        label = " (ESTIMATED energy)" if unit.estimated and not unit.parts else ""
+        by_part = (f" ({parts_words([(d, share * unit.device_energy_j, est) for d, share, est in unit.parts])})"
+                   if unit.parts and unit.device_energy_j is not None else "")
         basis = (f"{unit.basis}{label}: {unit.seconds:.4g} s busy per {what}; "
-                 + (f"{unit.device_energy_j:.4g} J at the device; " if unit.device_energy_j is not None else "")
+                 + (f"{unit.device_energy_j:.4g} J at the device{by_part}; " if unit.device_energy_j is not None
+                    else "")
                  + f"{cost.wall_energy_j(unit, b):.4g} J at the wall; rows used: {unit.rows}"
                  + (f"; {local.note}" if local.note else ""))
 

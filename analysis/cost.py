@@ -46,6 +46,7 @@ class LocalUnit:
     rows: str = ""  # provenance of measured figures
     idle_device_w: float | None = None  # the rows' measured idle baseline (device level), where they have one
     model: str = ""  # the local model that does the task (for the quality caveat)
+    parts: tuple = ()  # (domain, share of device energy, estimated) where a measured and an estimated part mix
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,21 @@ def _extra(df: pd.DataFrame) -> dict:
     """What every unit from rows carries besides time and energy: the measured idle baseline and the model."""
     idle = df["idle_power_w"].dropna() if "idle_power_w" in df else pd.Series(dtype=float)
     return {"idle_device_w": float(idle.median()) if not idle.empty else None,
-            "model": ", ".join(sorted(set(df["model"].dropna())))}
+            "model": ", ".join(sorted(set(df["model"].dropna()))), "parts": _parts(df)}
+
+
+def _parts(df: pd.DataFrame) -> tuple:
+    """Each part's median share of the device energy, where the rows' energy adds a measured part (the GPU's
+    counter) and an estimated one (the CPU's estimate): only the estimated share is labeled so."""
+    cols = ("gpu_energy_j", "cpu_energy_j", "gpu_energy_source", "cpu_energy_source", "energy_j")
+    if any(c not in df for c in cols):
+        return ()
+    g = df[df["gpu_energy_j"].notna() & df["cpu_energy_j"].notna() & (df["energy_j"] > 0)]
+    if g.empty:
+        return ()
+    parts = tuple((d, float((g[f"{d}_energy_j"] / g["energy_j"]).median()),
+                   bool(g[f"{d}_energy_source"].astype(str).str.contains("estimated").any())) for d in ("gpu", "cpu"))
+    return parts if len({est for _, _, est in parts}) == 2 else ()
 
 
 def llm_rates(df: pd.DataFrame) -> dict:

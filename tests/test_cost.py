@@ -209,7 +209,7 @@ def test_volume_sweep_and_crossover_volumes():
     assert cost.crossover_volume(1e-9, unit, b, 0.12) is None  # an API cheaper than the electricity: never
 
 
-def _served_rows(folder, steps):
+def _served_rows(folder, steps, gpu_share=None):
     """A results folder with endpoint rows of machine cpu-amd-epyc-2c-24g (build ci-cpu-vm): per step, three
     repetitions of 16 requests of 128 output tokens."""
     from bench.results import ResultWriter
@@ -226,7 +226,11 @@ def _served_rows(folder, steps):
                          "model": "m", "model_sha256": "", "repetition": rep, "utc_time": "t", "wall_s": wall,
                          "energy_j": jpt * out, "energy_source": "rapl", "concurrency": conc, "requests": 16,
                          "completed": 16, "failed": 0, "agg_tokens_per_s": agg, "ttft_p95_s": ttft,
-                         "itl_p95_s": itl, "output_tokens": out, "j_per_output_token": jpt})
+                         "itl_p95_s": itl, "output_tokens": out, "j_per_output_token": jpt,
+                         **({} if gpu_share is None else {
+                             "energy_source": "nvml_counter+estimated", "gpu_energy_j": gpu_share * jpt * out,
+                             "gpu_energy_source": "nvml_counter", "cpu_energy_j": (1 - gpu_share) * jpt * out,
+                             "cpu_energy_source": "estimated"})})
     return folder
 
 
@@ -305,3 +309,27 @@ def test_cost_json_has_every_figure_and_tou_changes_only_the_price():
     assert flat["breakeven_months"] == pytest.approx(1310 / (flat["api_monthly_usd"] - flat["monthly"]["running_usd"]))
     r = run_cli(*base, "--tou", "0-24:0.2", "--usd-per-kwh", "0.1")
     assert r.returncode == 2 and "not both" in r.stderr
+
+
+def test_energy_by_part_tags_only_the_estimated_part(tmp_path):
+    """A GPU box's rows: the NVML counter (measured) plus the CPU estimate. The basis line names each part, and
+    ESTIMATED tags the CPU's share only (the run summary does the same)."""
+    res = _served_rows(tmp_path / "res", STEPS, gpu_share=0.96)
+    r = run_cli("cost", "--requests-per-day", 1000, "--output-tokens", 128, "--api", "gpt-4o-mini", "--build",
+                "ci-cpu-vm", "--results-dir", res, "--ttft-p95", "2")
+    assert r.returncode == 0, r.stderr
+    # c1: 0.30 J a token x 128 = 38.4 J, 96% of it the GPU's counter
+    assert "38.4 J at the device (36.86 J GPU (measured) + 1.536 J CPU (ESTIMATED))" in r.stdout
+    assert "ESTIMATED energy" not in r.stdout
+    from bench.runner import summary_tables
+    from rich.console import Console
+
+    rows = [{"workload": "w", "test": "tg4", "energy_j": e, "gpu_energy_j": 0.96 * e, "cpu_energy_j": 0.04 * e,
+             "energy_source": "nvml_counter+estimated", "gpu_energy_source": "nvml_counter",
+             "cpu_energy_source": "estimated", "wall_s": 1.0} for e in (240.0, 241.0, 242.0)]
+    con = Console(width=100, record=True)
+    for t in summary_tables(rows):
+        con.print(t)
+    text = con.export_text()
+    assert "│ energy_j   │ J           │    241 │" in text
+    assert "GPU part │ J measured  │  231.4" in text and "CPU part │ J ESTIMATED │   9.64" in text

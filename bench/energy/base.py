@@ -42,6 +42,12 @@ class EnergyWindow:
                 **self.extra}
 
 
+def parts_words(parts: list[tuple[str, float, bool]]) -> str:
+    """Energy by part, ESTIMATED only on the estimated part: '231.8 J GPU (measured) + 9.0 J CPU (ESTIMATED)'.
+    ``parts``: (domain, joules, estimated)."""
+    return " + ".join(f"{j:.4g} J {d.upper()} ({'ESTIMATED' if est else 'measured'})" for d, j, est in parts)
+
+
 class Meter(Protocol):
     name: str
 
