@@ -105,6 +105,8 @@ COMMON = [
     C("model", "identity", str, "", "model reference: bundled:NAME, a path, hf:repo@rev/file", required=True),
     C("model_sha256", "identity", str, "", "SHA-256 of the model file (empty for folders and remote servers)",
       required=True),
+    C("weights", "identity", str, "", "pretrained, or synthetic: seeded random weights of a published model's shapes "
+      "(its speed, energy and memory, never its answers)"),
     C("model_bytes", "identity", int, "B", "size of the model file (bytes of weights a decode step reads, at most)"),
     C("repetition", "identity", int, "", "1..N", required=True),
     C("utc_time", "identity", str, "", "when the repetition started (UTC)", required=True),

@@ -61,7 +61,7 @@ def source_dir(log=print) -> Path:
     the pinned llama-cpp-python sdist, extracted once into the cache."""
     version = buildflags.LLAMA_CPP_PYTHON_VERSION
     dest = cache_dir("llama.cpp-src") / version
-    if (dest / "convert_hf_to_gguf.py").is_file():
+    if (dest / "convert_hf_to_gguf.py").is_file() and (dest / "models" / "ggml-vocab-llama-bpe.gguf").is_file():
         return dest
     with tempfile.TemporaryDirectory() as tmp:
         log(f"fetching the llama-cpp-python {version} sources for llama.cpp's converter (once)")
@@ -77,9 +77,24 @@ def source_dir(log=print) -> Path:
                 shutil.copytree(src / part, tmp_dest / part)
             elif (src / part).is_file():
                 shutil.copy2(src / part, tmp_dest / part)
+        (tmp_dest / "models").mkdir()
+        for vocab in (src / "models").glob("ggml-vocab-*.gguf"):  # tokenizers only, for synthetic weights
+            shutil.copy2(vocab, tmp_dest / "models" / vocab.name)
         shutil.rmtree(dest, ignore_errors=True)
         tmp_dest.rename(dest)
     return dest
+
+
+def vocab_file(name: str, log=print) -> Path:
+    """llama.cpp's vocab-only test file ``models/ggml-vocab-<name>.gguf`` (a model's tokenizer with no weights):
+    from ``SHADOWBENCH_LLAMA_CPP_SRC`` (a llama.cpp source folder, for a box with no network) or the sources
+    vendored in the pinned sdist."""
+    root = os.environ.get("SHADOWBENCH_LLAMA_CPP_SRC")
+    path = (Path(root) if root else source_dir(log)) / "models" / f"ggml-vocab-{name}.gguf"
+    if not path.is_file():
+        raise ShadowbenchError(f"llama.cpp's vocabulary file {path} is missing"
+                               + (" (SHADOWBENCH_LLAMA_CPP_SRC points at a folder without it)" if root else ""))
+    return path
 
 
 def build_tools(log=print, only: tuple[str, ...] = TOOLS) -> Path:

@@ -70,10 +70,13 @@ def parse_ref(value, suite_path: Path, key: str) -> ModelRef:
         return ModelRef("hf", value["hf_repo"], value.get("hf_file", ""), rev, tuple(inc))
     if value.startswith("synthetic:"):
         name = value.split(":", 1)[1]
+        from . import synthllm
         from .synthetic import NAMES
 
-        if name not in NAMES:
-            raise ConfigError(suite_path, key, " or ".join(f"synthetic:{n}" for n in NAMES), value)
+        if name not in NAMES and not synthllm.is_llm(name):
+            raise ConfigError(suite_path, key, "synthetic:NAME with NAME an image pipeline ("
+                              + ", ".join(NAMES) + ") or an LLM architecture-quantization ("
+                              + ", ".join(synthllm.archs()) + " with -" + ", -".join(synthllm.QUANTS) + ")", value)
         return ModelRef("synthetic", name)
     if value.startswith("ollama:"):
         name = value.split(":", 1)[1]
@@ -168,9 +171,9 @@ def resolve(ref: ModelRef) -> Path | None:
     if ref.source == "ollama":
         return ollama_blob(ref.name)
     if ref.source == "synthetic":
-        from . import synthetic
+        from . import synthetic, synthllm
 
-        return synthetic.ensure(ref.name)
+        return synthllm.ensure(ref.name) if synthllm.is_llm(ref.name) else synthetic.ensure(ref.name)
     if ref.source == "path":
         p = Path(ref.name)
         if not p.exists():

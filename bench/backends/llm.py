@@ -66,6 +66,9 @@ class LlamaCppBackend:
         self.batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self._build = llama_cpp.llama_print_system_info().decode(errors="replace").strip()
         self.quant = file_type(self.llm.metadata.get("general.file_type"))
+        from ..synthllm import MARK
+
+        self.weights = "synthetic" if MARK in self.llm.metadata else "pretrained"
         self.n_params = int(llama_cpp.llama_model_n_params(self.llm.model))
         self.model_size = int(llama_cpp.llama_model_size(self.llm.model))  # tensor bytes
 
@@ -84,6 +87,7 @@ class LlamaCppBackend:
         return {"threads": self.workload.threads, "n_gpu_layers": p["n_gpu_layers"], "n_ctx": p["n_ctx"],
                 "n_batch": p["n_batch"], "flash_attn": p["flash_attn"], "backend_build": self._build,
                 "quant": self.quant, "model_params": self.n_params, "device": self._device(),
+                "weights": self.weights,
                 "bits_per_weight": round(8 * self.model_size / self.n_params, 3) if self.n_params else None}
 
     def _device(self) -> str:

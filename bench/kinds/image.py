@@ -39,6 +39,12 @@ KEYS = {
 
 
 def finish(w: dict, path, where: str, check_models: bool) -> None:
+    from ..synthetic import NAMES
+
+    m = w["model"]
+    if isinstance(m, str) and m.startswith("synthetic:") and m.split(":", 1)[1] not in NAMES:
+        raise ConfigError(path, f"{where}.model", "an image pipeline: synthetic:" + ", synthetic:".join(NAMES)
+                          + " (synthetic LLM weights are for kind = \"llm\")", m)
     g = w["transformer_gguf"]
     if isinstance(g, str) and g.startswith("synthetic:"):
         from ..synthetic import GGUF_TYPES
@@ -68,7 +74,6 @@ COLUMNS = [
       summary=True),
     C("peak_mem_gb", "metric", float, "GB", "peak memory (see peak_mem_kind)"),
     C("peak_mem_kind", "metric", str, "", "cuda_max_allocated or process_peak_rss"),
-    C("weights", "metric", str, "", "pretrained or synthetic (random weights of the real shapes)"),
     C("transformer_quant", "settings", str, "", "the GGUF type of the transformer's quantized weights (Q8_0, "
       "Q4_K...); empty where the pipeline's own weights run"),
     C("offload", "settings", str, "", "none, model or sequential (diffusers' CPU offload)"),

@@ -154,7 +154,26 @@ SHARES: tuple[str, ...] = ("requests",)
 PRICING = Pricing("llm", "request", lambda row: 1.0)
 
 
+def synthetic_name(model) -> str:
+    """The synthetic LLM name of a workload's model value ('' for real weights)."""
+    return model.split(":", 1)[1] if isinstance(model, str) and model.startswith("synthetic:") else ""
+
+
 def finish(w: dict, path, where: str, check_models: bool) -> None:
+    if name := synthetic_name(w["model"]):
+        from .. import synthllm
+
+        if not synthllm.is_llm(name):
+            raise ConfigError(path, f"{where}.model", "synthetic:<arch>-<quant> for an LLM (" + ", ".join(
+                synthllm.archs()) + "; " + ", ".join(synthllm.QUANTS) + "): synthetic:" + name
+                + " is an image pipeline", w["model"])
+        noise = [t for t in w["tests"] if t in QUALITY_TESTS or isinstance(parse_test(t), Batch)]
+        if noise:
+            raise ConfigError(path, f"{where}.tests", "speed tests only with synthetic weights: their answers are "
+                              f"noise, so {', '.join(noise)} would measure nothing (use the real model)", noise)
+        if w["n_gpu_layers"] == FIT and w["arch"] is None:  # the KV cache per layer, from the architecture
+            a, _ = synthllm.parse(name)
+            w["arch"] = {"n_layers": a.n_layer, "n_kv_heads": a.n_head_kv, "head_dim": a.head_dim}
     if (w["model"] is None) == (w["quantize_from"] is None):
         raise ConfigError(path, f"{where}.model", "either a model or quantize_from (the workload whose model to "
                           "quantize), not both", "<both>" if w["model"] is not None else "<neither>")
