@@ -46,10 +46,16 @@ def preload_ct2() -> str:
 
 
 def _llama_cuda_lib() -> Path | None:
-    """The installed llama-cpp-python's CUDA backend library, where it is a CUDA build."""
+    """The installed llama-cpp-python's CUDA backend library, where it is a CUDA build (in its package's lib folder,
+    or where ``LLAMA_CPP_LIB_PATH`` points it at a llama.cpp build)."""
+    import os
+
     spec = importlib.util.find_spec("llama_cpp")
-    for p in (spec.submodule_search_locations or []) if spec else []:
-        hits = sorted((Path(p) / "lib").glob("libggml-cuda.so*"))
+    folders = [Path(p) / "lib" for p in ((spec.submodule_search_locations or []) if spec else [])]
+    if os.environ.get("LLAMA_CPP_LIB_PATH"):
+        folders.insert(0, Path(os.environ["LLAMA_CPP_LIB_PATH"]))
+    for folder in folders:
+        hits = sorted(folder.glob("libggml-cuda.so*"))
         if hits:
             return hits[0]
     return None
