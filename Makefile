@@ -29,7 +29,7 @@ CUDA_PKGS := $(shell $(PYTHON) bench/buildflags.py cuda-packages --venv $(VENV))
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
 .PHONY: setup deps browser bench test unit slow lint perf-check validate env report prices compare columns clean \
-	gpu-plan doctor cuda-build-check
+	gpu-plan doctor gpu-check cuda-build-check
 
 # deps: everything but llama-cpp-python (no compiler run): enough for validation, analysis and the unit tier
 DEPS_STAMP := $(VENV)/.deps
@@ -119,6 +119,12 @@ gpu-plan:
 
 doctor: setup
 	$(BIN)/shadowbench doctor
+
+# On an NVIDIA box (no network needed once set up): doctor, the synthetic GPU suite through the harness, llama.cpp's
+# llama-bench and llama-batched-bench on the same GGUF, nvidia-smi's power sampled beside; prints the ratios
+# (bench/gpucheck.py). GPU_CHECK_OUT=DIR keeps the rows and logs there.
+gpu-check: setup
+	$(BIN)/python -m bench.gpucheck $(if $(GPU_CHECK_OUT),--out $(GPU_CHECK_OUT))
 
 # One-time check (not in CI: about an hour on 2 cores): build llama-cpp-python with CUDA for one architecture (8.6)
 # using only PyPI's NVIDIA packages, on a machine without a GPU or a CUDA toolkit, and show that the CUDA backend

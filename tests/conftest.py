@@ -22,6 +22,23 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
+def llama_src(monkeypatch):
+    """llama.cpp's sources (the vocab files synthetic LLM weights take their tokenizers from), fetched into the box's
+    own cache once, like the tools, not once per test session's temporary cache."""
+    from bench import buildflags
+
+    shared = _TOOLS.parent / "llama.cpp-src" / buildflags.LLAMA_CPP_PYTHON_VERSION
+    if not (shared / "models" / "ggml-vocab-llama-bpe.gguf").is_file():
+        from bench import llamacpp
+
+        with monkeypatch.context() as m:
+            m.setenv("XDG_CACHE_HOME", str(_TOOLS.parent.parent))
+            assert llamacpp.source_dir() == shared
+    monkeypatch.setenv("SHADOWBENCH_LLAMA_CPP_SRC", str(shared))
+    return shared
+
+
+@pytest.fixture
 def write_suite(tmp_path):
     def write(text: str, name: str = "suite.toml") -> Path:
         p = tmp_path / name
