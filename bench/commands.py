@@ -251,7 +251,7 @@ def plan(suite_path: Path, gpus: list[dict], why_no_gpu: str, ram_gib: float) ->
             out.append(f"{head} made once from {w.model.base.label()} by llama.cpp's quantizer, cached (its size "
                        "depends on the type)")
             continue
-        if w.model.source != "hf":
+        if not fetch.sized(w.model):
             out.append(f"{head} local model, nothing to download")
             continue
         try:
@@ -261,6 +261,11 @@ def plan(suite_path: Path, gpus: list[dict], why_no_gpu: str, ram_gib: float) ->
             continue
         total_download += n.download_bytes
         dl = "in cache" if n.download_bytes == 0 else f"download {n.download_bytes / 1e9:.2f} GB"
+        if w.model.source == "synthetic":
+            from .synthllm import cached_path
+
+            dl = (f"generated here, {n.model_bytes / 1e9:.2f} GB, no download"
+                  + (" (in cache)" if cached_path(w.model.name).is_file() else ""))
         why = fetch.fit_reason(w.kind, n, dict(w.params), gpus, ram_gib)
         fits = "fits"
         if not why and gpus and w.params.get("n_gpu_layers") == "fit" and w.params.get("arch"):

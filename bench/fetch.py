@@ -172,7 +172,22 @@ def gpu_free_bytes(gpus: list[dict]) -> int:
     return int((g["memory_free_gb"] if g.get("memory_free_gb") is not None else g["memory_total_gb"]) * GB)
 
 
+def sized(ref: ModelRef) -> bool:
+    """Whether a model's size is known before it is on disk: a hub file (its listing), synthetic LLM weights (their
+    architecture): the fit and disk checks run first for these."""
+    if ref.source == "synthetic":
+        from .synthllm import is_llm
+
+        return is_llm(ref.name)
+    return ref.source == "hf"
+
+
 def need(kind: str, ref: ModelRef, params: dict) -> Need:
+    if ref.source == "synthetic":  # generated here: nothing comes over the network
+        from . import synthllm
+
+        a, q = synthllm.parse(ref.name)
+        return _need_of(kind, params, synthllm.data_bytes(a, q), 0)
     size, cached = hub_size(ref)
     g = params.get("transformer_gguf")
     if isinstance(g, dict):  # an image pipeline's transformer from a hub GGUF file: its download counts too

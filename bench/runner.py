@@ -222,7 +222,7 @@ class Runner:
 
                 if why := doctor.gpu_refusal(w.kind, dict(w.params)):
                     raise GPURequired(f"require_gpu, but it would run on the CPU: {why}")
-            if w.model.source == "hf":  # before anything downloads or loads: disk and memory
+            if fetch.sized(w.model):  # before anything downloads, is generated or loads: disk and memory
                 n = fetch.need(w.kind, w.model, dict(w.params))
                 why = fetch.fit_reason(w.kind, n, dict(w.params), self.gpus, provenance.ram_gib())
                 if why:

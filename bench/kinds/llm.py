@@ -171,7 +171,7 @@ def finish(w: dict, path, where: str, check_models: bool) -> None:
         if noise:
             raise ConfigError(path, f"{where}.tests", "speed tests only with synthetic weights: their answers are "
                               f"noise, so {', '.join(noise)} would measure nothing (use the real model)", noise)
-        if w["n_gpu_layers"] == FIT and w["arch"] is None:  # the KV cache per layer, from the architecture
+        if w["arch"] is None:  # the KV cache per layer (the fit check, "fit"), from the architecture
             a, _ = synthllm.parse(name)
             w["arch"] = {"n_layers": a.n_layer, "n_kv_heads": a.n_head_kv, "head_dim": a.head_dim}
     if (w["model"] is None) == (w["quantize_from"] is None):
