@@ -317,3 +317,27 @@ def test_estimate_counts_a_tracked_child_process_once():
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_childs_window_edges_are_priced_inside_the_parents_span():
+    """The launcher's child reports its run's exact edges; the parent's begin/end span holds them (the pipe's round
+    trip on each side). The window is the child's: its duration, and counter energy within 1% of the exact integral
+    over the child's edges, not over the parent's longer span."""
+    meter, part, trace, clock = _sim()
+    try:
+        _run_until(meter, clock, trace, 1.2)
+        meter.begin("w")
+        e0 = clock() + 0.15  # the child starts 150 ms after the parent's edge
+        _run_until(meter, clock, trace, 4.0)
+        e1 = clock() - 0.2
+        _run_until(meter, clock, trace, 4.3)  # and the parent hears of its end 300 ms later
+        w = meter.end("w", (e0, e1))
+    finally:
+        meter.close()
+    assert w.t0_s == e0 and w.t1_s == e1 and w.duration_s == pytest.approx(e1 - e0)
+    exact = trace.exact_j(e0, e1)
+    assert abs(w.energy_j - exact) / exact < 0.01, (w.energy_j, exact)
+    assert w.skew_s == pytest.approx(0.15 + 0.5, abs=0.15)
+    with pytest.raises(ValueError, match="not one clock"):
+        meter.begin("x")
+        meter.end("x", (clock() - 100.0, clock() - 99.0))
