@@ -208,10 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     h8 = _median(llm_rows, "pp512+tg128x8", "tg_tokens_per_s")
     r8 = batched.get(8)
     ratio8 = h8 / r8 if h8 and r8 else None
-    if ratio8 is None or ratio8 < BATCHED_MIN:
+    ok8 = ratio8 is not None and ratio8 >= BATCHED_MIN
+    if not ok8:
         failed.append(f"8 sequences: harness / llama-batched-bench {ratio8}")
     say(f"| 8 sequences, aggregate tg (llama-batched-bench) | {h8 or 0:.1f} | {r8 or 0:.1f} | {ratio8 or 0:.3f} | "
-        f">= {BATCHED_MIN} |")
+        f">= {BATCHED_MIN}{'' if ok8 else ' MISSED'} |")
     devices = sorted({x.get("device", "") for x in llm_rows})
     say(f"LLM rows: {len(llm_rows)}, device {', '.join(devices) or 'none'}; image rows: "
         f"{sum(1 for x in rows if x['kind'] == 'image')}")
