@@ -546,6 +546,8 @@ def cmd_cost(args) -> int:
                    + ("break-even: n/a (no hardware price)" if b.hardware_usd is None else
                       f"break-even: {cost.fmt_months(be)} for ${b.hardware_usd:,.0f} of hardware")
                    + f"; {cap_words}")
+    if note.startswith("synthetic weights"):  # in the verdict line itself, not after it
+        verdict += f" [{note}]"
     print(f"verdict: {verdict}")
     print(f"question: {n:,g} {units}/day{shape} on {b.label} ({b.id}) vs API {price.id}; {cost.CALENDAR}"
           + ("; hardware already owned" if args.already_own else "")
@@ -613,7 +615,7 @@ def cmd_cost(args) -> int:
                 else "not checked (no speed figure for this build and kind)")
     print(f"capacity: {cap_text}" + ("  (OVER CAPACITY at this volume)" if local.over_capacity else ""))
     print(f"local basis: {basis}")
-    if note:
+    if note and not note.startswith("synthetic weights"):  # that one is in the verdict line
         print(f"note: {note}")
     if b.hardware_usd is not None and not args.already_own:
         _sweep(n, per_task, unit if unit is not None else anchor, b, kwh, days,

@@ -144,6 +144,15 @@ def select(df: pd.DataFrame, machines: list[str], kind: str, workload: str | Non
         sub = sub[sub["workload"] == workload]
     if sub.empty:
         return sub, ""
+    from bench.models import synthetic_words
+
+    shapes = {m: synthetic_words(str(m)) for m in set(sub["model"].dropna())}
+    never = {m for m, (ok, _) in shapes.items() if not ok}
+    if workload and sub["model"].isin(never).all():
+        raise LookupError(shapes[next(iter(never))][1])
+    sub = sub[~sub["model"].isin(never)]  # tiny test shapes never price anything
+    if sub.empty:
+        return sub, ""
     if not workload:
         real = sub[~sub["workload"].isin({w for w, g in sub.groupby("workload") if synthetic(g)})]
         sub = real if not real.empty else sub
@@ -153,8 +162,9 @@ def select(df: pd.DataFrame, machines: list[str], kind: str, workload: str | Non
         raise LookupError(f"workloads {', '.join(tied)} have as many rows each: name one with --workload")
     name = workload or counts.index[0]
     g = sub[sub["workload"] == name]
-    note = (f"workload {name} has synthetic weights: its speed is the model's shape, not a real model's"
-            if synthetic(g) else "")
+    words = [shapes[m][1] for m in sorted(set(g["model"].dropna())) if shapes.get(m, (True, ""))[1]]
+    note = (words[0] if words else f"workload {name} has synthetic weights: its speed is the model's shape, not a "
+            "real model's") if synthetic(g) else ""
     return newest(g), note
 
 

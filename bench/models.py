@@ -158,6 +158,25 @@ def check_ref(value, suite_path: Path, key: str, check_files: bool = True) -> Mo
     return ref
 
 
+def synthetic_words(model_label: str) -> tuple[bool, str]:
+    """(priceable, words) of a row's model label: a published architecture's synthetic weights price that
+    architecture's work with these words beside the answer; a test shape never prices. (True, "") for real weights."""
+    if not model_label.startswith("synthetic:"):
+        return True, ""
+    name = model_label.split(":", 1)[1]
+    from . import synthetic, synthllm
+
+    if synthllm.is_llm(name):
+        a, q = synthllm.parse(name)
+        if a.test_only:
+            return False, f"{model_label} is a test shape, not a published model's: it never prices anything"
+        return True, f"synthetic weights: the speed and energy of {a.label} {q.upper()}; its answers are noise"
+    if name in synthetic.TEST_SHAPES:
+        return False, f"{model_label} is a test shape, not a published model's: it never prices anything"
+    return True, (f"synthetic weights: the speed and energy of {synthetic.PUBLISHED.get(name, name)}; its images "
+                  "are noise")
+
+
 def resolve(ref: ModelRef) -> Path | None:
     """The local file or folder of a model, downloading hub models into the standard Hugging Face cache; None for a
     model behind a remote endpoint."""

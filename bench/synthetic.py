@@ -64,6 +64,8 @@ CONFIGS = {
 }
 SAVE_WEIGHTS = {"tiny": True, "sd15": False}
 NAMES = ("tiny", "sd15", "tiny-flux")
+TEST_SHAPES = ("tiny", "tiny-flux")  # made-up shapes for the tests: never priced
+PUBLISHED = {"sd15": "Stable Diffusion 1.5"}
 GGUF_TYPES = ("Q8_0", "Q5_0", "Q4_0")  # what the gguf package quantizes in Python
 FLUX = {  # the shapes diffusers' own Flux pipeline tests use, a 64x64 image in one step
     "transformer": {"patch_size": 1, "in_channels": 4, "num_layers": 1, "num_single_layers": 1,

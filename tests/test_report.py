@@ -211,10 +211,16 @@ def test_cost_cli_refuses_to_price_rows_without_energy_at_zero(committed_results
 
 
 def test_cost_cli_says_when_only_synthetic_weights_were_measured(committed_results):
+    """SD 1.5's shapes with synthetic weights price SD 1.5's work, said in the verdict line itself; the tiny test
+    pipeline never prices anything."""
+    r = run_cli("cost", "--kind", "image", "--requests-per-day", 100, "--api", "gpt-image-1-medium", "--build",
+                "ci-cpu-vm", "--results-dir", committed_results, "--workload", "sd15-synthetic-512")
+    assert r.returncode == 0, r.stderr
+    [verdict] = [ln for ln in r.stdout.splitlines() if ln.startswith("verdict:")]
+    assert "[synthetic weights: the speed and energy of Stable Diffusion 1.5; its images are noise]" in verdict
     r = run_cli("cost", "--kind", "image", "--requests-per-day", 100, "--api", "gpt-image-1-medium", "--build",
                 "ci-cpu-vm", "--results-dir", committed_results, "--workload", "tiny-sd-synthetic")
-    assert r.returncode == 0, r.stderr
-    assert "has synthetic weights" in r.stdout
+    assert r.returncode == 2 and "synthetic:tiny is a test shape" in r.stderr and "never prices" in r.stderr
 
 
 def test_cost_cli_speech_from_measured_rows(committed_results):

@@ -121,3 +121,23 @@ def test_a_tiny_synthetic_model_is_written_once_and_runs_through_the_harness(wri
     assert len(rows) == 4 and {x["weights"] for x in rows} == {"synthetic"}
     assert {x["quant"] for x in rows} == {"Q4_K_M"} and int(rows[0]["model_bytes"]) == path.stat().st_size
     assert all(float(x["tg_tokens_per_s"]) > 0 for x in rows if x["test"] == "tg8")
+
+
+def test_a_published_architectures_synthetic_rows_price_with_the_label_and_a_test_shape_never():
+    import pandas as pd
+
+    from analysis import rows
+
+    def frame(model, workload):
+        return pd.DataFrame([{"machine": "box", "kind": "llm", "workload": workload, "model": model,
+                              "weights": "synthetic", "suite_version": 1, "test": "tg16"}] * 2)
+
+    df = pd.concat([frame("synthetic:llama3.1-8b-q4_k_m", "big"), frame("synthetic:llama-tiny-q4_k_m", "tiny"),
+                    frame("synthetic:llama-tiny-q4_k_m", "tiny")])
+    g, note = rows.select(df, ["box"], "llm")
+    assert set(g["workload"]) == {"big"}  # the tiny shape had more rows, and still never prices
+    assert note == "synthetic weights: the speed and energy of Llama-3.1-8B Q4_K_M; its answers are noise"
+    with pytest.raises(LookupError, match="test shape, not a published model's"):
+        rows.select(df, ["box"], "llm", "tiny")
+    g, note = rows.select(frame("synthetic:llama-tiny-q4_k_m", "tiny"), ["box"], "llm")
+    assert g.empty
