@@ -58,6 +58,10 @@ class BareLoop:
                                    n_threads_batch=threads, flash_attn=True, verbose=False)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.llm.model))
         self.batch = llama_cpp.llama_batch_init(PP, 0, 1)
+        from .backends.llm import CpuThreadpool
+
+        self.threadpool = CpuThreadpool(llama_cpp, threads)  # as llama-bench attaches one
+        self.threadpool.attach(self.llm.ctx)
 
     def _decode(self, tokens, start):
         b = self.batch
@@ -87,6 +91,7 @@ class BareLoop:
     def close(self):
         self.lc.llama_batch_free(self.batch)
         self.llm.close()
+        self.threadpool.free()
 
 
 SUITE = """
@@ -122,6 +127,11 @@ def harness_rows(folder: Path, suite_text: str, metered: bool = True, launcher: 
     if skews is not None:
         skews += out.skews_s
     return read_rows(out.path)
+
+
+def overhead_us(harness_tps: float, ref_tps: float) -> float:
+    """The harness's extra time per token, in microseconds, from two rates (tokens/s): 1/harness - 1/reference."""
+    return (1 / harness_tps - 1 / ref_tps) * 1e6
 
 
 def print_ratio_table(title: str, columns: tuple[str, ...], cells: list[str]) -> None:
@@ -363,7 +373,8 @@ def batched_vs_llama_batched_bench(args) -> float:
     table = Table(title=f"perf-check batched: SmolLM2-135M, pp{BATCHED_PP}+tg{BATCHED_TG} per sequence, "
                         f"{args.threads} threads, {args.rounds} rounds x {args.reps} reps "
                         "(median aggregate tg tokens/s)")
-    for col in ("sequences", "llama-batched-bench", "harness", "harness/llama-batched-bench"):
+    for col in ("sequences", "llama-batched-bench", "harness", "harness/llama-batched-bench",
+                "µs/token over llama-batched-bench"):
         table.add_column(col, justify="right")
     worst = 1e9
     for n in BATCHED_PL:
@@ -371,7 +382,8 @@ def batched_vs_llama_batched_bench(args) -> float:
         got = statistics.median(samples["harness"][n])
         worst = min(worst, got / ref)
         table.add_row(str(n), f"{ref:.1f}", f"{got:.1f}",
-                      f"{got / ref:.3f}" + ("" if got / ref >= TARGET_BATCHED else f" (below {TARGET_BATCHED})"))
+                      f"{got / ref:.3f}" + ("" if got / ref >= TARGET_BATCHED else f" (below {TARGET_BATCHED})"),
+                      f"{overhead_us(got, ref):+.1f}")
     Console(width=140).print(table)
     return worst
 
@@ -616,7 +628,7 @@ def llm_vs_llama_bench(args) -> None:
     table = Table(title=f"perf-check: SmolLM2-135M Q4_1, {args.threads} threads, "
                         f"{args.rounds} rounds x {args.reps} reps (median tokens/s); harness: each workload in its "
                         "own process (the default), inline: in the harness process")
-    for col in ("test", *tools, "harness/llama-bench", "harness/bare", "harness/inline"):
+    for col in ("test", *tools, "harness/llama-bench", "harness/bare", "harness/inline", "µs/token over llama-bench"):
         table.add_column(col, justify="right")
     ok = True
     for t in ("pp512", "tg128"):
@@ -626,8 +638,9 @@ def llm_vs_llama_bench(args) -> None:
         table.add_row(t, *(f"{med[tool][t]:.1f}" for tool in tools),
                       f"{r_lb:.3f}" + ("" if r_lb >= TARGET_LLAMA_BENCH else " (below 0.97)"),
                       f"{r_bare:.3f}" + ("" if r_bare >= TARGET_BARE else " (below 0.98)"),
-                      f"{med['harness'][t] / med['harness inline'][t]:.3f}")
-    Console(width=160).print(table)
+                      f"{med['harness'][t] / med['harness inline'][t]:.3f}",
+                      f"{overhead_us(med['harness'][t], med['llama-bench'][t]):+.1f}")
+    Console(width=180).print(table)
     if skews:
         ms = sorted(1e3 * x for x in skews)
         print(f"window skew (the parent's metered span minus the child's timed window, {len(ms)} windows): median "
