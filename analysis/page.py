@@ -28,11 +28,15 @@ def local_options(df: pd.DataFrame) -> list[dict]:
     """Every committed machine and workload the calculator can price, per price kind: the figures ``cost`` starts
     from (LLM: per measured request shape the busy seconds and energy, else the pp/tg rates and busy power; other
     kinds: seconds and energy per unit), the measured idle baseline and the labels."""
+    from bench.models import synthetic_words
+
     out = []
     if df.empty:
         return out
     for (machine, workload, kind), g in df[df["kind"] != "endpoint"].groupby(["machine", "workload", "kind"],
                                                                              sort=False):
+        if not all(synthetic_words(str(m))[0] for m in set(g["model"].dropna())):
+            continue  # a test shape (synthetic:tiny) never prices anything, here as in `cost`
         g = rows.newest(g)
         price_kind = kinds.get(kind).PRICING.price_kind
         opt = {"id": f"{machine}|{workload}|{price_kind}", "machine": machine, "workload": workload,

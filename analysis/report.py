@@ -270,6 +270,10 @@ def unit_cost_section(df: pd.DataFrame) -> Section:
         kind, scale, unit = contract.NAME, pricing.display_scale, pricing.display
         sub = df[(df["kind"] == kind) & df["energy_j"].notna()] if not df.empty else df
         for (m, w), g in (sub.groupby(["machine", "workload"]) if not sub.empty else []):
+            from bench.models import synthetic_words
+
+            if not all(synthetic_words(str(x))[0] for x in set(g["model"].dropna())):
+                continue  # a test shape (synthetic:tiny) never prices anything
             g = rows.newest(g)
             u = rows.priced_unit(g, kind)
             j_per_unit, s_per_unit = u.device_energy_j * scale, u.seconds * scale
