@@ -58,10 +58,6 @@ class BareLoop:
                                    n_threads_batch=threads, flash_attn=True, verbose=False)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(self.llm.model))
         self.batch = llama_cpp.llama_batch_init(PP, 0, 1)
-        from .backends.llm import CpuThreadpool
-
-        self.threadpool = CpuThreadpool(llama_cpp, threads)  # as llama-bench attaches one
-        self.threadpool.attach(self.llm.ctx)
 
     def _decode(self, tokens, start):
         b = self.batch
@@ -91,7 +87,6 @@ class BareLoop:
     def close(self):
         self.lc.llama_batch_free(self.batch)
         self.llm.close()
-        self.threadpool.free()
 
 
 SUITE = """

@@ -26,50 +26,6 @@ from ..errors import BackendError, ModelNotFound
 from .texts import CORPUS
 
 
-class _TPParams(ctypes.Structure):
-    """ggml's ``struct ggml_threadpool_params`` (ggml.h)."""
-
-    _fields_ = [("cpumask", ctypes.c_bool * 512), ("n_threads", ctypes.c_int), ("prio", ctypes.c_int),
-                ("poll", ctypes.c_uint32), ("strict_cpu", ctypes.c_bool), ("paused", ctypes.c_bool)]
-
-
-class CpuThreadpool:
-    """A ggml CPU threadpool attached to a context, as llama-bench makes one (``ggml_threadpool_params_default``:
-    hybrid polling at level 50). Without one, ggml creates and joins a throwaway pool of threads for every decode
-    call, which costs a few hundred microseconds a token on a CPU build. Nothing where the build's libraries do not
-    export it (a build with dynamically loaded backends)."""
-
-    def __init__(self, lc, n_threads: int):
-        self.lc, self.pool, self.attached = lc, None, []
-        lib_dir = Path(getattr(lc.llama_cpp, "_base_path", Path(lc.__file__).parent / "lib"))
-        try:
-            base = ctypes.CDLL(str(lib_dir / "libggml-base.so"))
-            cpu = ctypes.CDLL(str(lib_dir / "libggml-cpu.so"))
-            self._new, self._free = cpu.ggml_threadpool_new, cpu.ggml_threadpool_free
-            init, attach = base.ggml_threadpool_params_init, lc.llama_cpp._lib.llama_attach_threadpool
-        except (OSError, AttributeError):
-            return
-        init.argtypes, init.restype = [ctypes.POINTER(_TPParams), ctypes.c_int], None
-        self._new.argtypes, self._new.restype = [ctypes.POINTER(_TPParams)], ctypes.c_void_p
-        self._free.argtypes, self._free.restype = [ctypes.c_void_p], None
-        attach.argtypes, attach.restype = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], None
-        self._attach = attach
-        params = _TPParams()
-        init(ctypes.byref(params), n_threads)
-        self.pool = self._new(ctypes.byref(params)) or None
-
-    def attach(self, ctx) -> None:
-        if self.pool is not None:
-            self._attach(ctx, self.pool, None)
-            self.attached.append(ctx)
-
-    def free(self) -> None:
-        """After every context it was attached to is freed (or detached)."""
-        if self.pool is not None:
-            self._free(self.pool)
-            self.pool = None
-
-
 class LlamaCppBackend:
     name = "llama-cpp-python"
 
@@ -101,8 +57,6 @@ class LlamaCppBackend:
         except (ValueError, RuntimeError) as e:
             raise BackendError(f"llama.cpp could not load {self.model_path}: {e}") from e
         self.ctx = self.llm.ctx
-        self.threadpool = CpuThreadpool(llama_cpp, self.workload.threads)
-        self.threadpool.attach(self.ctx)
         vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
         self.bos = llama_cpp.llama_vocab_bos(vocab) if llama_cpp.llama_vocab_get_add_bos(vocab) else None
@@ -127,7 +81,6 @@ class LlamaCppBackend:
             self.lc.llama_batch_free(self.batch)
             self.llm.close()
             self.llm = None
-            self.threadpool.free()
 
     def settings(self) -> dict:
         p = self.workload.params
@@ -292,7 +245,6 @@ class LlamaCppBackend:
         ctx = lc.llama_init_from_model(self.llm.model, params)
         if not ctx:
             raise BackendError(f"llama.cpp could not make a context for {n} sequences of {per_seq} tokens")
-        self.threadpool.attach(ctx)
         return ctx, lc.llama_batch_init(max(self.n_batch, n), 0, 1), per_seq
 
     def _argmax_rows(self, ctx, rows: int) -> list[int]:
