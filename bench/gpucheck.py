@@ -116,12 +116,9 @@ def batched_bench(exe: Path, model: Path, threads: int, ngl: int, env) -> dict[i
                           "-ntg", "128", "-npl", "1,8", "-t", str(threads), "-ngl", str(ngl), "-fa", "on",
                           "--output-format", "jsonl"], check=True, capture_output=True, text=True, env=env,
                          timeout=900)
-    res = {}
-    for line in (out.stdout + out.stderr).splitlines():
-        if line.startswith("{") and '"speed_tg"' in line:
-            r = json.loads(line)
-            res[int(r["pl"])] = float(r["speed_tg"])
-    return res
+    from .perfcheck import speed_tg_by_pl
+
+    return speed_tg_by_pl(out.stdout + out.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

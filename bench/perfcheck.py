@@ -338,8 +338,13 @@ def run_batched_bench(exe: Path, model: Path, threads: int) -> dict[int, float]:
                           "-npp", str(BATCHED_PP), "-ntg", str(BATCHED_TG), "-npl", ",".join(map(str, BATCHED_PL)),
                           "-t", str(threads), "-fa", "on", "--output-format", "jsonl"],
                          check=True, capture_output=True, text=True, env=llamacpp.env())
+    return speed_tg_by_pl(out.stdout + out.stderr)
+
+
+def speed_tg_by_pl(text: str) -> dict[int, float]:
+    """llama-batched-bench's ``--output-format jsonl`` lines: aggregate generation speed (S_TG) per sequence count."""
     res = {}
-    for line in (out.stdout + out.stderr).splitlines():
+    for line in text.splitlines():
         if line.startswith("{") and '"speed_tg"' in line:
             r = json.loads(line)
             res[int(r["pl"])] = float(r["speed_tg"])
