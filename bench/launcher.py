@@ -33,6 +33,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from types import MappingProxyType
 
+from . import signals
 from .energy.base import Scope
 from .errors import BackendError, ShadowbenchError
 
@@ -189,8 +190,6 @@ class ChildBackend:
                 raise self._died() from None
             deadline = None if timeout_s is None else time.monotonic() + timeout_s
             while not self._from.poll(POLL_S):
-                from . import signals
-
                 signals.check()
                 if deadline is not None and time.monotonic() > deadline:
                     self.stop()
