@@ -36,13 +36,15 @@ TARGET_LLAMA_BENCH, TARGET_BARE = 0.97, 0.98
 console = Console(stderr=True)
 
 
-def run_llama_bench(exe: Path, model: Path, threads: int, reps: int) -> dict[str, list[float]]:
-    out = subprocess.run([str(exe), "-m", str(model), "-t", str(threads), "-p", str(PP), "-n", str(TG),
+def run_llama_bench(exe: Path, model: Path, threads: int, reps: int, pp: int = PP,
+                    tg: int = TG) -> dict[str, list[float]]:
+    """llama-bench's tokens/s samples of ppN and tgN ("pp512", "tg128" by default)."""
+    out = subprocess.run([str(exe), "-m", str(model), "-t", str(threads), "-p", str(pp), "-n", str(tg),
                           "-r", str(reps), "-fa", "on", "-o", "json"], check=True, capture_output=True, text=True,
                          env=llamacpp.env())
     res = {}
     for r in json.loads(out.stdout):
-        key = "pp512" if r["n_prompt"] == PP and r["n_gen"] == 0 else "tg128"
+        key = f"pp{pp}" if r["n_prompt"] == pp and r["n_gen"] == 0 else f"tg{tg}"
         res[key] = list(r["samples_ts"])
     return res
 
@@ -577,11 +579,8 @@ def synthetic_vs_llama_bench(args) -> float:
     samples: dict[str, dict[str, list[float]]] = {"llama-bench": {"pp": [], "tg": []}, "harness": {"pp": [], "tg": []}}
     with tempfile.TemporaryDirectory() as tmp:
         for rnd in range(args.rounds):
-            out = subprocess.run([str(exe), "-m", str(model), "-t", str(args.threads), "-p", str(pp), "-n", str(tg),
-                                  "-r", str(args.reps), "-fa", "on", "-o", "json"], check=True, capture_output=True,
-                                 text=True, env=llamacpp.env())
-            for r in json.loads(out.stdout):
-                samples["llama-bench"]["tg" if r["n_gen"] else "pp"] += list(r["samples_ts"])
+            for test, v in run_llama_bench(exe, model, args.threads, args.reps, pp, tg).items():
+                samples["llama-bench"][test[:2]] += v
             for r in harness_rows(Path(tmp) / f"r{rnd}", SYNTH_SUITE.format(
                     reps=args.reps, threads=args.threads, name=args.synthetic, pp=pp, tg=tg), metered=False):
                 key = "pp" if r["test"].startswith("pp") else "tg"
