@@ -28,7 +28,7 @@ TORCH := $(shell $(PYTHON) bench/buildflags.py torch --venv $(VENV))
 CUDA_PKGS := $(shell $(PYTHON) bench/buildflags.py cuda-packages --venv $(VENV))
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: setup deps browser bench test unit slow lint perf-check validate env report prices compare columns clean \
+.PHONY: setup deps browser bench test unit slow lint perf-check validate env report prices compare columns clean golden report-check \
 	gpu-plan doctor gpu-check cuda-build-check
 
 # deps: everything but llama-cpp-python (no compiler run): enough for validation, analysis and the unit tier
@@ -100,6 +100,14 @@ browser:
 
 slow: setup browser
 	$(BIN)/python -m pytest -q -m slow
+
+# the golden report the tests compare against (tests/data/REPORT.md, from the fixture rows in tests/data/results)
+golden: deps
+	$(BIN)/python -m tests.golden write
+
+# results/REPORT.md is what the committed rows make today (this repository's CI runs it after `make test`)
+report-check: deps
+	$(BIN)/python -m tests.golden check $(RESULTS)
 
 columns: deps
 	$(BIN)/shadowbench columns --write

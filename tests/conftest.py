@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -7,6 +8,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# The tests' own result rows: a frozen copy of the runs this repository committed first (tests/data/results), never
+# the repository's results/ folder, which holds whatever runs a user chose to commit; a test that needs rows copies
+# these into a temporary folder; the golden report (tests/data/REPORT.md) is what `shadowbench report` makes of them.
+FIXTURE_ROWS = REPO / "tests" / "data" / "results"
+GOLDEN_REPORT = REPO / "tests" / "data" / "REPORT.md"
+FIXTURE_MACHINE = "cpu-amd-epyc-2c-24g"  # the machine of the fixture rows (the CI VM; build ci-cpu-vm)
 
 
 # llama.cpp's tools are build output keyed by version and flags (like the wheel cache): the tests reuse the box's,
@@ -38,6 +45,30 @@ def llama_src(monkeypatch):
     return shared
 
 
+def copy_fixture_rows(dest: Path) -> Path:
+    shutil.copytree(FIXTURE_ROWS, dest, dirs_exist_ok=True)
+    return dest
+
+
+@pytest.fixture
+def committed_results(tmp_path) -> Path:
+    """A results folder holding the fixture rows, in a temporary folder the test may change."""
+    return copy_fixture_rows(tmp_path / "results")
+
+
+# `shadowbench ...` from the tests runs in a folder of its own whose results/ holds the fixture rows, so a command
+# without --results-dir reads them and never the repository's results/ (nor writes there)
+_CLI_CWD: Path | None = None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cli_cwd(tmp_path_factory):
+    global _CLI_CWD
+    _CLI_CWD = tmp_path_factory.mktemp("cli-cwd")
+    copy_fixture_rows(_CLI_CWD / "results")
+    yield
+
+
 @pytest.fixture
 def write_suite(tmp_path):
     def write(text: str, name: str = "suite.toml") -> Path:
@@ -50,7 +81,7 @@ def write_suite(tmp_path):
 def run_cli(*args, timeout=600, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, **kw.pop("env", {})}
     return subprocess.run([sys.executable, "-m", "shadowbench", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, env=env, **kw)
+                          timeout=timeout, cwd=kw.pop("cwd", _CLI_CWD or REPO), env=env, **kw)
 
 
 def cost_json(results_dir, args: list[str]) -> dict:

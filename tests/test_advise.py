@@ -5,10 +5,10 @@ from analysis import catalog, cost
 from analysis.advise import advise, load_mix
 from analysis.scenarios import SCENARIOS
 
-from .conftest import REPO, cost_json, run_cli
+from .conftest import FIXTURE_MACHINE, FIXTURE_ROWS, cost_json, run_cli
 
 MIXES = sorted(SCENARIOS.glob("case-*.toml")) + [SCENARIOS / "routing-homelab.toml"]
-MACHINE = "cpu-amd-epyc-2c-24g"
+MACHINE = FIXTURE_MACHINE
 
 
 def task_args(t, a) -> list[str]:
@@ -23,13 +23,13 @@ def task_args(t, a) -> list[str]:
 @pytest.mark.parametrize("mix", MIXES, ids=lambda p: p.stem)
 @pytest.mark.parametrize("machine", [None, MACHINE])
 def test_advice_agrees_with_cost_task_by_task_and_sums(mix, machine):
-    a = advise(mix, machine=machine, results_dir=REPO / "results")
+    a = advise(mix, machine=machine, results_dir=FIXTURE_ROWS)
     days = cost.DAYS_PER_MONTH
     energy = busy_h = 0.0
     for ln in a.lines:
         if ln.unit is None:
             continue
-        c = cost_json(REPO / "results", task_args(ln.task, a))
+        c = cost_json(FIXTURE_ROWS, task_args(ln.task, a))
         assert ln.api_monthly == pytest.approx(c["api_monthly_usd"], rel=1e-12)
         assert ln.alone.total_usd == pytest.approx(c["monthly"]["running_usd"], rel=1e-12)
         assert ln.alone.over_capacity == c["over_capacity"]

@@ -86,16 +86,9 @@ def test_bandwidth_fraction_of_gpu_decode_rows(tmp_path):
                                           "offload, PCIe or driver trouble?"]
 
 
-def test_compare_on_the_committed_results_prints_a_table(tmp_path):
+def test_compare_on_the_committed_results_prints_a_table(committed_results):
     """`make compare` with nothing named: every machine, and with one machine each of its runs (before and after)."""
-    import shutil
-
-    from .conftest import REPO
-
-    res = tmp_path / "results"
-    for machine in (REPO / "results").iterdir():
-        if machine.is_dir() and machine.name != "figures":
-            shutil.copytree(machine, res / machine.name)
+    res = committed_results
     r = run_cli("compare", "--results-dir", res)
     assert r.returncode == 0, r.stderr
     assert "vs the others (ratio = side / base)" in r.stdout and "smollm2-135m-q4_1" in r.stdout
@@ -114,10 +107,10 @@ def test_the_report_compares_boxes_when_there_are_several(tmp_path):
 
     from analysis.report import write_report
 
-    from .conftest import REPO
+    from .conftest import FIXTURE_ROWS
 
     res = tmp_path / "results"
-    src = next((REPO / "results").glob("*/*-quick.csv"))
+    src = sorted(FIXTURE_ROWS.glob("*/*-quick.csv"))[0]
     (res / "box-a").mkdir(parents=True)
     shutil.copy(src, res / "box-a" / src.name)
     rows = list(csv.DictReader(open(src)))

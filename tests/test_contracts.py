@@ -148,7 +148,9 @@ def test_schema_history_and_migration(tmp_path):
 
 
 def test_committed_v1_results_still_read():
-    for path in sorted((REPO / "results").rglob("*.csv")):
+    from .conftest import FIXTURE_ROWS
+
+    for path in sorted(FIXTURE_ROWS.rglob("*.csv")):
         if not path.name.endswith(".power.csv"):
             rows = read_rows(path)
             assert rows and all(r["ram_gib"] for r in rows)
@@ -314,3 +316,13 @@ def test_null_meter_leaves_energy_empty():
 def test_config_error_for_unknown_kind_lists_the_registry(write_suite):
     with pytest.raises(ConfigError, match="one of asr, embed, endpoint, image, llm, tts"):
         load_suite(write_suite(ENDPOINT_SUITE.format(step="c1").replace('"endpoint"', '"video"')))
+
+
+def test_no_test_reads_the_repositorys_results_folder():
+    """results/ holds whatever runs a user chose to commit: a test that read it would change its answer (or fail)
+    when they add a machine folder or regenerate the report. Tests take rows from tests/data/results."""
+    here = Path(__file__).parent
+    pattern = re.compile(r"""REPO\s*/\s*["']results\b|Path\(\s*["']results\b""")
+    offenders = [f"{p.name}:{i}" for p in sorted(here.glob("*.py")) if p.name != "golden.py"
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == []

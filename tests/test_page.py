@@ -10,7 +10,7 @@ import pytest
 
 from analysis.report import write_report
 
-from .conftest import REPO, cost_json
+from .conftest import copy_fixture_rows, cost_json
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +23,7 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    results = tmp_path_factory.mktemp("site") / "results"
-    for machine in (REPO / "results").iterdir():
-        if machine.is_dir() and machine.name != "figures":
-            shutil.copytree(machine, results / machine.name)
+    results = copy_fixture_rows(tmp_path_factory.mktemp("site") / "results")
     write_report(results, plots=False)
     return results
 

@@ -234,12 +234,9 @@ def test_a_good_server_still_passes(write_suite, tmp_path, server):
 
 
 def _committed_copy(tmp_path) -> Path:
-    import shutil
+    from .conftest import copy_fixture_rows
 
-    dest = tmp_path / "results"
-    src = next(p for p in (REPO / "results").iterdir() if p.is_dir() and p.name != "figures")
-    shutil.copytree(src, dest / src.name)
-    return dest
+    return copy_fixture_rows(tmp_path / "results")
 
 
 def test_undecodable_results_files_are_named_and_the_rest_used(tmp_path):
