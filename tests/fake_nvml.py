@@ -2,7 +2,13 @@
 (which updates only every 100 ms), mW for power, NVMLError with the real codes (NOT_SUPPORTED for the counter and
 the instant-power field on older cards, GPU_IS_LOST once the card falls off the bus), a 1 s average from
 nvmlDeviceGetPowerUsage as on Ampere and newer. Power follows a scripted trace shaped like a 300 W-class card:
-idle, ramp, plateau with ripple and noise."""
+idle, ramp, plateau with ripple and noise.
+
+As unkind as the hardware: the energy counter counts from when the driver loaded, so it starts high (a day at 1 kW
+by default) and never wraps; ``gpus=N`` cards (card i draws ``scales[i]`` times the trace), each with its own handle
+and UUID, found by index or by UUID (bytes, as the C library takes it); ``usedGpuMemory`` an int in bytes, or None
+where the driver will not say (another container's process); NOT_SUPPORTED for the instant-power field
+(``has_instant=False``), so nvmlDeviceGetPowerUsage's mW are the fallback."""
 from __future__ import annotations
 
 import math
@@ -12,6 +18,8 @@ from types import SimpleNamespace
 
 NVML_SUCCESS = 0
 NVML_ERROR_UNINITIALIZED = 1
+NVML_ERROR_INVALID_ARGUMENT = 2
+NVML_ERROR_NOT_FOUND = 6
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_GPU_IS_LOST = 15
@@ -23,7 +31,9 @@ nvmlClocksEventReasonSwPowerCap = 0x4
 nvmlClocksEventReasonHwSlowdown = 0x8
 nvmlClocksEventReasonSwThermalSlowdown = 0x20
 
-_NAMES = {3: "Not Supported", 15: "GPU is lost", 1: "Uninitialized", 12: "NVML Shared Library Not Found"}
+_NAMES = {3: "Not Supported", 15: "GPU is lost", 1: "Uninitialized", 12: "NVML Shared Library Not Found",
+          2: "Invalid Argument", 6: "Not Found"}
+BOOT_ENERGY_MJ = 86_400_000_000  # the counter's reading when a fake is made: a day at 1 kW since the driver loaded
 
 
 class NVMLError(Exception):
@@ -81,8 +91,10 @@ class FakeNVML:
     NVMLError = NVMLError
 
     def __init__(self, trace: PowerTrace, has_counter=True, has_instant=True, counter_period_s=0.1,
-                 name="NVIDIA GeForce RTX 3090", memory_gb=24.0, power_limit_w=350.0, foreign_pids=(4242,)):
+                 name="NVIDIA GeForce RTX 3090", memory_gb=24.0, power_limit_w=350.0, foreign_pids=(4242,),
+                 gpus=1, scales=(1.0, 0.5, 0.25, 0.125), boot_energy_mj=BOOT_ENERGY_MJ):
         self.trace = trace
+        self.gpus, self.scales, self.boot_energy_mj = gpus, scales, boot_energy_mj
         self.has_counter, self.has_instant = has_counter, has_instant
         self.period = counter_period_s
         self.name, self.memory_gb, self.power_limit_w = name, memory_gb, power_limit_w
@@ -119,13 +131,29 @@ class FakeNVML:
 
     def nvmlDeviceGetCount(self):
         self._check()
-        return 1
+        return self.gpus
 
     def nvmlDeviceGetHandleByIndex(self, i):
         self._check()
-        if i != 0:
-            raise NVMLError(2)
-        return "handle-0"
+        if not 0 <= i < self.gpus:
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        return f"handle-{i}"
+
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        self._check()
+        if not isinstance(uuid, bytes):  # the C library takes a char*: older bindings pass it through as given
+            raise TypeError("bytes or integer address expected instead of str instance")
+        for i in range(self.gpus):
+            if uuid.decode() == self._uuid(i):
+                return f"handle-{i}"
+        raise NVMLError(NVML_ERROR_NOT_FOUND)
+
+    @staticmethod
+    def _uuid(i: int) -> str:
+        return f"GPU-{i:08x}-fake-4c1e-9a0b-{i:012x}"
+
+    def _scale(self, h) -> float:
+        return self.scales[int(h.rsplit("-", 1)[1])]
 
     def nvmlDeviceGetName(self, h):
         self._check(h)
@@ -133,7 +161,7 @@ class FakeNVML:
 
     def nvmlDeviceGetUUID(self, h):
         self._check(h)
-        return "GPU-00000000-fake"
+        return self._uuid(int(h.rsplit("-", 1)[1]))
 
     def nvmlDeviceGetMemoryInfo(self, h):
         self._check(h)
@@ -150,14 +178,14 @@ class FakeNVML:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         t = self.trace.now()
         t_updated = math.floor(t / self.period) * self.period  # the counter moves only every ~100 ms
-        return int(self.trace.energy(t_updated) * 1000)  # mJ since the driver loaded
+        return self.boot_energy_mj + int(self.trace.energy(t_updated) * self._scale(h) * 1000)  # mJ since driver load
 
     def nvmlDeviceGetFieldValues(self, h, field_ids):
         self._check(h)
         out = []
         for fid in field_ids:
             if fid == NVML_FI_DEV_POWER_INSTANT and self.has_instant:
-                mw = int(self.trace.power(self.trace.now()) * 1000)
+                mw = int(self.trace.power(self.trace.now()) * self._scale(h) * 1000)
                 out.append(SimpleNamespace(fieldId=fid, nvmlReturn=NVML_SUCCESS, value=SimpleNamespace(uiVal=mw)))
             else:
                 out.append(SimpleNamespace(fieldId=fid, nvmlReturn=NVML_ERROR_NOT_SUPPORTED,
@@ -167,7 +195,7 @@ class FakeNVML:
     def nvmlDeviceGetPowerUsage(self, h):
         self._check(h)
         t = self.trace.now()
-        return int((self.trace.energy(t) - self.trace.energy(t - 1.0)) * 1000)  # mW, 1 s average
+        return int((self.trace.energy(t) - self.trace.energy(t - 1.0)) * self._scale(h) * 1000)  # mW, 1 s average
 
     def nvmlDeviceGetUtilizationRates(self, h):
         self._check(h)
@@ -189,8 +217,9 @@ class FakeNVML:
         self._check(h)
         import os
 
-        return [SimpleNamespace(pid=os.getpid(), usedGpuMemory=8e9)] + [
-            SimpleNamespace(pid=p, usedGpuMemory=1e8) for p in self.foreign_pids]
+        # bytes as an int; None where the driver does not say (a process of another container, or no permission)
+        return [SimpleNamespace(pid=os.getpid(), usedGpuMemory=8_000_000_000)] + [
+            SimpleNamespace(pid=p, usedGpuMemory=None) for p in self.foreign_pids]
 
     def nvmlDeviceGetGraphicsRunningProcesses(self, h):
         self._check(h)
@@ -264,7 +293,7 @@ class LimitedFakeNVML(FakeNVML):
     def nvmlDeviceGetTotalEnergyConsumption(self, h):
         self._check(h)
         e = self._advance()
-        return int(e * 1000)  # mJ
+        return self.boot_energy_mj + int(e * 1000)  # mJ since the driver loaded
 
     def nvmlDeviceGetFieldValues(self, h, field_ids):
         self._check(h)

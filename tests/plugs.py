@@ -6,7 +6,13 @@ documented JSON shapes and units) from one power trace whose integral is known e
 - Shelly Gen1: ``/shelly`` {"type": "SHPLG-S"}; ``/status`` {"meters": [{"power": W, "total": whole watt-minutes}]}.
 - Tasmota: ``/cm?cmnd=Status%208`` {"StatusSNS": {"ENERGY": {"Power": W, "Total": kWh to 3 decimals}}}.
 - Home Assistant: ``/api/states/sensor.NAME`` with ``Authorization: Bearer TOKEN`` {"state": "W as text",
-  "attributes": {"unit_of_measurement": "W"}}; 401 for any other token.
+  "attributes": {"unit_of_measurement": "W"}}; 401 for any other token; ``ha_unit="kW"`` answers in kW.
+
+As unkind as the devices: a counter that starts where months of use left it (``offset_j``), and ``fail`` set to
+"timeout" (no answer for 3 s), "500", "unavailable" (Home Assistant's state when the plug drops off its network:
+``"state": "unavailable"``, as does any device's reading as null), "garbage" (a body that is not JSON), "list" (a
+JSON array where an object belongs), "nan" / "negative" (a reading that is not a power); ``close()`` leaves a
+refused connection.
 """
 from __future__ import annotations
 
@@ -34,10 +40,11 @@ class Trace:
 
 
 class Plug:
-    def __init__(self, kind: str, token: str = "", trace: Trace | None = None):
-        self.kind, self.token = kind, token
+    def __init__(self, kind: str, token: str = "", trace: Trace | None = None, offset_j: float = 0.0,
+                 ha_unit: str = "W"):
+        self.kind, self.token, self.offset_j, self.ha_unit = kind, token, offset_j, ha_unit
         self.trace = trace or Trace()
-        self.fail: str | None = None  # "timeout", "500"
+        self.fail: str | None = None  # "timeout", "500", "unavailable", "garbage", "list", "nan", "negative"
         self.reset_at: float | None = None  # perf_counter time from which the counter restarts at 0
         self.requests = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -55,8 +62,9 @@ class Plug:
         return f"{scheme}://{self.address}" + ("/sensor.server_plug_power" if self.kind == "ha" else "")
 
     def counter_j(self, t: float) -> float:
-        start = self.trace.t0 if self.reset_at is None or t < self.reset_at else self.reset_at
-        return self.trace.energy(start, t)
+        if self.reset_at is not None and t >= self.reset_at:
+            return self.trace.energy(self.reset_at, t)
+        return self.offset_j + self.trace.energy(self.trace.t0, t)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -65,6 +73,10 @@ class Plug:
     def _answer(self, path: str, headers) -> tuple[int, dict]:
         t = time.perf_counter()
         p, e = self.trace.power(t), self.counter_j(t)
+        if self.fail == "nan":
+            p = float("nan")
+        elif self.fail == "negative":
+            p, e = -abs(p), -abs(e)
         if self.kind in ("shelly2", "shelly1") and path == "/shelly":
             return 200, ({"gen": 2, "id": "shellyplusplugs-emulated", "model": "SNPL-00112EU"} if self.kind == "shelly2"
                          else {"type": "SHPLG-S", "mac": "emulated"})
@@ -75,12 +87,13 @@ class Plug:
             return 200, {"meters": [{"power": round(p, 2), "is_valid": True, "total": int(e // 60)}]}
         if self.kind == "tasmota" and path == "/cm?cmnd=Status%208":
             return 200, {"StatusSNS": {"Time": "2026-11-25T21:00:00", "ENERGY": {
-                "Total": round(e / 3.6e6, 3), "Power": round(p), "Voltage": 230}}}
+                "Total": round(e / 3.6e6, 3), "Power": round(p) if math.isfinite(p) else p, "Voltage": 230}}}
         if self.kind == "ha" and path == "/api/states/sensor.server_plug_power":
             if headers.get("Authorization") != f"Bearer {self.token}":
                 return 401, {"message": "Invalid authentication"}
-            return 200, {"entity_id": "sensor.server_plug_power", "state": f"{p:.1f}",
-                         "attributes": {"unit_of_measurement": "W", "device_class": "power"}}
+            state = "unavailable" if self.fail == "unavailable" else f"{p / (1000 if self.ha_unit == 'kW' else 1):.4f}"
+            return 200, {"entity_id": "sensor.server_plug_power", "state": state,
+                         "attributes": {"unit_of_measurement": self.ha_unit, "device_class": "power"}}
         return 404, {"error": "not found"}
 
     def _handler(self):
@@ -95,7 +108,14 @@ class Plug:
                     status, body = 500, {"error": "internal"}
                 else:
                     status, body = plug._answer(self.path, self.headers)
-                data = json.dumps(body).encode()
+                if plug.fail == "unavailable" and plug.kind != "ha":  # the device's own null reading
+                    body = json.loads(json.dumps(body).replace('"apower": ', '"apower": null, "x": ')
+                                      .replace('"Power": ', '"Power": null, "x": '))
+                data = json.dumps(body).encode()  # NaN is written as the bare NaN a sloppy firmware sends
+                if plug.fail == "garbage":
+                    data = b'{"StatusSNS": {"ENERGY": {"Power": 12'  # cut short
+                elif plug.fail == "list":
+                    data = json.dumps([body]).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

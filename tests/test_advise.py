@@ -125,3 +125,27 @@ def test_case_studies_load_as_mixes_with_their_constraints():
     r = load_mix(SCENARIOS / "routing-homelab.toml")
     assert [t.frontier for t in r.tasks] == [False, False, True]
     assert sum(t.per_day for t in r.tasks) == pytest.approx(2000)
+
+
+def test_one_task_on_the_3090_by_hand(write_suite):
+    """Every figure of one task written out: 1,000 requests/day of 500+200 tokens to gpt-4o-mini ($0.15/$0.60 per 1M)
+    on the rtx3090 build's catalog figures (115 tokens/s decode, 600 W busy and 75 W idle at the wall, 8 h on,
+    $1,310 over 4 years), $0.12/kWh, 30-day months."""
+    a = advise(_mix(write_suite, '[[tasks]]\nname = "summaries"\nkind = "llm"\napi = "gpt-4o-mini"\n'
+                                 'units_per_day = 1000\nprompt_tokens = 500\noutput_tokens = 200\n'))
+    [ln] = a.lines
+    assert ln.api_monthly == pytest.approx(1000 * (500 * 0.15 + 200 * 0.60) / 1e6 * 30)  # $5.85
+    seconds = 200 / 115                                  # 1.739 s of decode per request
+    busy_h = 1000 * seconds / 3600                       # 0.483 h a day
+    energy = 1000 * 600 * seconds / 3.6e6 * 0.12 * 30    # $1.0435
+    idle = 75 * (8 - busy_h) / 1000 * 0.12 * 30          # $2.0296
+    assert ln.alone.busy_hours_per_day == pytest.approx(busy_h)
+    assert (ln.alone.energy_usd, ln.alone.idle_usd) == (pytest.approx(energy), pytest.approx(idle))
+    assert ln.alone.total_usd == pytest.approx(3.0730, abs=1e-4)
+    assert ln.alone.capacity_per_day == pytest.approx(8 * 3600 / seconds)  # 16,560 a day
+    assert not ln.alone.over_capacity
+    # the running costs meet at n requests/day ($0.12 x 30 / 3.6e6 J = $1e-6 per J-a-day over a month):
+    #   API 0.00585 n  =  local 600 W x seconds x n x 1e-6 + 75 W x (8 h x 3600 - seconds x n) x 1e-6
+    #                  =  0.000913 n + 2.16     ->  n = 2.16 / 0.004937 = 437.5 requests/day
+    assert ln.crossover == pytest.approx(2.16 / (0.00585 - 525 * seconds / 1e6), rel=1e-3)
+    assert a.recommended.amortization_usd == pytest.approx(1310 / (4 * 365.25 / 30))  # $26.90 over 48.7 months

@@ -1,5 +1,6 @@
 """`shadowbench compare` on real runs that differ in one setting, and the bandwidth check of decode rows."""
 import csv
+import io
 
 import pytest
 
@@ -92,7 +93,17 @@ def test_compare_on_the_committed_results_prints_a_table(committed_results):
     r = run_cli("compare", "--results-dir", res)
     assert r.returncode == 0, r.stderr
     assert "vs the others (ratio = side / base)" in r.stdout and "smollm2-135m-q4_1" in r.stdout
-    assert "pp_tokens_per_s" in r.stdout and ("better" in r.stdout or "not significant" in r.stdout)
+    assert "pp_tokens_per_s" in r.stdout
+    # the fixture's first quick run against its second (same box, another commit): medians and verdicts pinned
+    r = run_cli("compare", "--results-dir", res, "--format", "csv")
+    got = {(x["workload"], x["test"], x["metric"], x["side"].split("@")[1]): x
+           for x in csv.DictReader(io.StringIO(r.stdout))}
+    pp = got[("smollm2-135m-q4_1", "pp512", "pp_tokens_per_s", "20261125T195327Z-9d9d43")]
+    tg = got[("smollm2-135m-q4_1", "tg128", "tg_tokens_per_s", "20261125T195327Z-9d9d43")]
+    assert (float(pp["base_median"]), float(pp["side_median"]), pp["verdict"]) == (514.559, 504.275, "not significant")
+    assert float(pp["ratio"]) == pytest.approx(504.275 / 514.559)  # 0.980: within the noise threshold
+    assert (float(tg["base_median"]), float(tg["side_median"]), tg["verdict"]) == (169.491, 186.765, "better")
+    assert float(tg["ratio"]) == pytest.approx(186.765 / 169.491) and float(tg["ci_low"]) > 1
     r = run_cli("compare", "nope", "--results-dir", res)
     assert r.returncode == 2 and "at least two sides" in r.stderr
     # a broken file beside them is said, not dropped silently

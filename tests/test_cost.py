@@ -153,6 +153,40 @@ def test_every_scenario_computes():
             assert r.api_monthly > 0 and r.local.total_usd >= 0
 
 
+def test_tts_and_whisper_scenarios_by_hand():
+    """Each case's figures written out: 30-day months, $0.12/kWh, the box on 8 h a day, idle watts for the rest."""
+    kwh = 0.12 * 30 / 3.6e6  # $ per J-a-day over a month
+    # Piper on any modern CPU ($500; 120 W busy, 30 W idle): 15 characters a second of speech at RTF 0.03
+    small, big = scenarios.compute(scenarios.SCENARIOS / "tts-breakeven.toml")
+    for r, chars in ((small, 10_000), (big, 1_000_000)):
+        busy_s = chars / 15 * 0.03                      # 20 s a day; 2,000 s a day
+        energy, idle = 120 * busy_s * kwh, 30 * (8 * 3600 - busy_s) * kwh
+        assert r.api_monthly == pytest.approx(chars * 30 * 15 / 1e6)  # $15 per 1M characters: $4.50; $450
+        assert (r.local.energy_usd, r.local.idle_usd) == (pytest.approx(energy), pytest.approx(idle))
+        assert r.breakeven == pytest.approx(500 / (r.api_monthly - energy - idle))
+    assert (round(small.local.total_usd, 4), round(small.breakeven, 1)) == (0.8658, 137.6)  # 500 / 3.6342
+    assert (round(big.local.total_usd, 3), round(big.breakeven, 2)) == (1.044, 1.11)     # 500 / 448.956
+    # Whisper on an M1 Mac or RTX 3060 ($1,000; 200 W busy, 40 W idle) at RTF 0.1
+    one, eight, forty = scenarios.compute(scenarios.SCENARIOS / "whisper-breakeven.toml")
+    for r, hours, local in ((one, 1, 0.072 + 1.1376), (eight, 8, 0.576 + 1.0368), (forty, 40, 2.88 + 0.576)):
+        busy_s = hours * 3600 * 0.1                     # 360 s; 2,880 s; 14,400 s (4 h of the 8)
+        assert r.api_monthly == pytest.approx(hours * 60 * 30 * 0.006)  # $10.80; $86.40; $432
+        assert r.local.energy_usd == pytest.approx(200 * busy_s * kwh)
+        assert r.local.idle_usd == pytest.approx(40 * (8 * 3600 - busy_s) * kwh)
+        assert r.local.total_usd == pytest.approx(local)
+        assert r.breakeven == pytest.approx(1000 / (r.api_monthly - local))
+    assert [round(r.breakeven, 1) for r in (one, eight, forty)] == [104.3, 11.8, 2.3]
+
+
+def test_content_agency_and_indie_game_by_hand():
+    [agency] = scenarios.compute(scenarios.SCENARIOS / "case-content-agency.toml")
+    api = 0.96 + 300 * 30 / 7 * 0.006 + 20 * 30 / 7 * 0.02  # $10.39 (see the case-study test above)
+    assert agency.local.total_usd == 5  # the guide's flat $5/month for the Mac mini
+    assert agency.breakeven == pytest.approx(800 / (api - 5))  # 148.5 months: longer than the box lives
+    [indie] = scenarios.compute(scenarios.SCENARIOS / "case-indie-game.toml")
+    assert indie.local.total_usd == 10 and indie.breakeven is None  # $10/month of power against $6.33 of API
+
+
 def test_local_running_cost_counts_psu_platform_and_idle():
     b = catalog.build("rtx3090")
     # 1,000 tasks/day of 2 s and 500 J at the device

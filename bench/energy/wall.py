@@ -23,6 +23,7 @@ Protocols (one small class each, the URL scheme picks it):
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -77,16 +78,24 @@ class Protocol:
         if r.status_code != 200:
             raise PlugError(f"{self.describe()}: HTTP {r.status_code}")
         try:
-            return r.json()
+            body = r.json()
         except ValueError:
             raise PlugError(f"{self.describe()}: the answer is not JSON") from None
+        if not isinstance(body, dict):
+            raise PlugError(f"{self.describe()}: expected a JSON object, got a JSON {type(body).__name__}")
+        return body
 
 
 def _num(v, what: str, where: str) -> float:
+    """A reading as a finite number >= 0 (power in W, a counter); PlugError for anything else: a plug's word for
+    "unavailable", null, NaN, infinity or a negative figure never becomes energy."""
     try:
-        return float(v)
+        x = float(v)
     except (TypeError, ValueError):
         raise PlugError(f"{where}: {what} is not a number ({v!r})") from None
+    if not math.isfinite(x) or x < 0:
+        raise PlugError(f"{where}: {what} is {v!r}, expected a finite number >= 0")
+    return x
 
 
 class Shelly(Protocol):
@@ -225,10 +234,12 @@ class WallPart(Part):
         t = self.clock()
         try:
             r = self.protocol.read()
-        except PlugError as e:
+        except Exception as e:  # noqa: BLE001 - whatever a plug answers, the polling goes on and the window is flagged
+            why = str(e) if isinstance(e, PlugError) else \
+                f"{self.protocol.describe()}: unexpected answer ({type(e).__name__})"
             with self._lock:
                 self._failures.append(t)
-                self.errors.append(str(e))
+                self.errors.append(why)
                 del self.errors[:-20]
             return
         acc = None
