@@ -138,16 +138,22 @@ def report_html(secs: list[Section], head: list[str]) -> tuple[str, dict]:
     text = markdown(secs, head)
     specs: dict[str, list[dict]] = {}
 
+    divs: dict[str, str] = {}
+
     def placeholder(m: re.Match) -> str:
         f = figs.get(m["file"])
         if f is None:
             return ""
         key = re.sub(r"[^A-Za-z0-9_-]", "_", m["file"].rsplit(".", 1)[0])
         specs[key] = plotly_panels(f)
-        return f'<div class="figure" id="fig-{key}" role="img" aria-label="{html.escape(m["alt"])}"></div>'
+        divs[key] = f'<div class="figure" id="fig-{key}" role="img" aria-label="{html.escape(f.alt)}"></div>'
+        return f"SBFIGURE{key}SBFIGURE"
     text = _FIG.sub(placeholder, text)
-    md = MarkdownIt("commonmark", {"html": True}).enable("table")
-    return md.render(text), specs
+    # raw HTML in the markdown is shown as text, never parsed: whatever a results file names (a workload called
+    # "<script>...") stays text; the figures' placeholders are put in after rendering
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    body = re.sub(r"<p>SBFIGURE([A-Za-z0-9_-]+)SBFIGURE</p>", lambda m: divs[m[1]], md.render(text))
+    return body, specs
 
 
 def write_page(out, secs: list[Section], head: list[str], df: pd.DataFrame, choices: dict) -> None:

@@ -90,9 +90,14 @@ class Section:
 # ---------------------------------------------------------------------------------------------------- markdown
 
 
+def md_cell(value) -> str:
+    """A table cell's text as Markdown keeps it in its cell: a ``|`` escaped, line breaks as spaces."""
+    return " ".join(str(value).splitlines()).replace("|", "\\|")
+
+
 def md_table(t: Table) -> str:
-    lines = ["| " + " | ".join(t.header) + " |", "|" + "---|" * len(t.header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in t.rows]
+    lines = ["| " + " | ".join(md_cell(c) for c in t.header) + " |", "|" + "---|" * len(t.header)]
+    lines += ["| " + " | ".join(md_cell(c) for c in r) + " |" for r in t.rows]
     return "\n".join(lines)
 
 
@@ -104,7 +109,8 @@ def markdown(sections: list[Section], head: list[str]) -> str:
             if isinstance(b, Table):
                 out += [md_table(b), ""]
             elif isinstance(b, Figure):
-                out += [f"![{b.alt}](figures/{b.file})", "", f"*Figure: {b.caption}*", ""]
+                alt = " ".join(b.alt.split()).replace("[", "(").replace("]", ")")
+                out += [f"![{alt}](figures/{b.file})", "", f"*Figure: {' '.join(b.caption.splitlines())}*", ""]
             else:
                 out += [b, ""]
     return "\n".join(out).rstrip("\n") + "\n"

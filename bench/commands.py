@@ -37,7 +37,13 @@ def cmd_run(args) -> int:
     suite = load_suite(args.suite)
     from .powerlimit import restore_pending
 
-    for line in restore_pending():  # a sweep a crash or SIGKILL left at a changed limit
+    from .powerlimit import PowerLimitError
+
+    try:
+        pending = restore_pending()  # a sweep a crash or SIGKILL left at a changed limit (a live one is left alone)
+    except PowerLimitError as e:  # said; a sweep in this run stops on the same record before it changes anything
+        pending = [f"warning: {e}"]
+    for line in pending:
         Console(stderr=True).print(f"power limit: {line}", markup=False, highlight=False)
     gpus, why = probe_gpus()
     machine = args.machine or machine_name([g["name"] for g in gpus])
@@ -305,7 +311,8 @@ def cmd_restore_power_limit(args) -> int:
 
     said = restore_pending()
     print("\n".join(said) if said else f"nothing to restore: no record at {record_path()}")
-    return 0 if not any(s.startswith(("could not", "a power-limit record")) for s in said) else 1
+    return 0 if not any(s.startswith(("could not", "a power-limit record", "a power-limit sweep is running"))
+                        or " is not visible now" in s for s in said) else 1
 
 
 def cmd_doctor(args) -> int:

@@ -3,12 +3,17 @@ back: after the sweep, after a failed workload, on Ctrl-C and SIGTERM (the runne
 or SIGKILL through a record written *before* the first change (``~/.cache/shadowbench/power-limit.json``) that the
 next ``shadowbench run`` or ``shadowbench restore-power-limit`` finds and undoes.
 
+The record names its owner (pid and the process's start time, so a reused pid is not taken for it): a run or
+`restore-power-limit` restores only a record whose owner is gone; while the owner lives, a second sweep on the box is
+refused (exit 2) and names it, and a plain run leaves the live sweep's limits alone.
+
 Setting a limit needs root. Without it NVML answers NVML_ERROR_NO_PERMISSION; the sweep then stops before it
 measures anything and says the exact command (``sudo nvidia-smi -i N -pl W``, or run the sweep as root).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,6 +45,45 @@ def record_path():
     return cache_dir("power-limit.json")
 
 
+def _started(pid: int) -> float | None:
+    """A process's start time (seconds since the epoch), None when it is gone."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
+        return None
+
+
+def read_record() -> dict:
+    """The record as written, checked: an owner (pid, start time) and each card's original limit in watts (finite,
+    > 0). PowerLimitError naming the file for anything else."""
+    path = record_path()
+    try:
+        rec = json.loads(path.read_text())
+        cards_ = rec["cards"]
+        assert isinstance(cards_, dict) and cards_
+        for r in cards_.values():
+            w = float(r["limit_w"])
+            assert math.isfinite(w) and w > 0
+        int(rec["pid"])
+    except (OSError, ValueError, KeyError, TypeError, AssertionError) as e:
+        why = type(e).__name__ + (f": {e}" if str(e) else "")
+        raise PowerLimitError(f"power-limit record {path} is unreadable ({why}): check the limits with "
+                              "`nvidia-smi -q -d POWER`, set them with `sudo nvidia-smi -i N "
+                              "-pl W`, then delete the file") from None
+    return rec
+
+
+def owner(rec: dict) -> str | None:
+    """'pid N (started ...)' while the process that wrote the record lives; None when it is gone."""
+    pid = int(rec["pid"])
+    started = _started(pid)
+    if started is None or (rec.get("started") is not None and abs(started - float(rec["started"])) > 1.0):
+        return None  # gone, or its pid reused by another process
+    return f"pid {pid} (started {datetime.fromtimestamp(started, timezone.utc):%Y-%m-%d %H:%M:%S} UTC)"
+
+
 def cards(session: NVML) -> list[Card]:
     nv = session.nv
     out = []
@@ -62,16 +106,24 @@ def resolve(limit_w: list[float] | None, limit_pct: list[float] | None, card: Ca
 
 
 def _write_record(session: NVML, cs: list[Card]) -> bool:
-    """Record every card's limit before the first change; False when a record is there already (its originals are
-    the ones to keep)."""
+    """Record every card's limit before the first change; False when this process's record is there already (its
+    originals are the ones to keep). A record of a live sweep in another process is refused (PowerLimitError); one
+    whose owner is gone is taken over with its originals (they are the card's own, not the dead sweep's)."""
     path = record_path()
+    originals = {c.uuid: {"index": c.index, "name": c.name, "limit_w": c.current_w} for c in cs}
     if path.is_file():
-        return False
+        rec = read_record()
+        if int(rec["pid"]) == os.getpid():
+            return False
+        who = owner(rec)
+        if who is not None:
+            raise PowerLimitError(f"another power-limit sweep holds the GPU limits: {who} (record {path}); wait for "
+                                  "it to end or stop it, then run this sweep; nothing was changed")
+        originals = rec["cards"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                               "cards": {c.uuid: {"index": c.index, "name": c.name, "limit_w": c.current_w}
-                                         for c in cs}}))
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "started": _started(os.getpid()),
+                               "utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cards": originals}))
     tmp.replace(path)
     return True
 
@@ -93,15 +145,21 @@ def set_limit(session: NVML, card: Card, watts: float, all_cards: list[Card]) ->
         raise PowerLimitError(f"NVML refused a power limit of {watts:g} W on GPU {card.index}: {e}") from None
 
 
-def restore(session: NVML) -> list[str]:
-    """Put every recorded card back to its original limit and remove the record; what was done, in words."""
+def restore(session: NVML, mine: bool = False) -> list[str]:
+    """Put every recorded card back to its original limit and remove the record; what was done, in words. With
+    ``mine`` (the end of this process's sweep) only this process's record; otherwise only a record whose owner is gone
+    (a live sweep's limits are left alone and said so). PowerLimitError for an unreadable record."""
     path = record_path()
     if not path.is_file():
         return []
-    try:
-        rec = json.loads(path.read_text())["cards"]
-    except (OSError, ValueError, KeyError) as e:
-        return [f"power-limit record {path} is unreadable ({e}); check the limits with nvidia-smi -q -d POWER"]
+    full = read_record()
+    if mine and int(full["pid"]) != os.getpid():
+        return []
+    if not mine:
+        who = owner(full)
+        if who is not None:
+            return [f"a power-limit sweep is running: {who} holds the GPU limits (record {path}); left alone"]
+    rec = full["cards"]
     nv = session.nv
     said, failed = [], False
     by_uuid = {c.uuid: c for c in cards(session)}
@@ -128,6 +186,9 @@ def restore_pending(pynvml_module=None) -> list[str]:
     if not record_path().is_file():
         return []
     from .errors import DeviceUnavailable
+
+    if owner(read_record()) is not None:
+        return restore(None)  # a live sweep: said, left alone (no NVML needed)
 
     try:
         session = NVML.open(pynvml_module)

@@ -124,7 +124,7 @@ class Runner:
         if self._nvml is None:
             return
         try:
-            for line in powerlimit.restore(self._nvml):
+            for line in powerlimit.restore(self._nvml, mine=True):
                 self.console.print(line, highlight=False)
         finally:
             self._nvml.close()

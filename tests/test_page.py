@@ -225,3 +225,44 @@ def test_a_case_study_task_loads_into_the_calculator_and_prices_as_cost_does(pag
             priced += 1
     assert loaded >= 10 and priced >= 3
     assert page.problems == []
+
+
+HOSTILE = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2"> a|b'
+
+
+def test_a_hostile_workload_name_is_text_in_the_page(browser, tmp_path):
+    """A results file can name anything: a workload called <script>... is shown as text, runs nothing and adds no
+    element, in the report's tables, captions and the calculator's lists."""
+    import csv
+
+    res = copy_fixture_rows(tmp_path / "results")
+    for f in res.rglob("*-quick.csv"):
+        rows = list(csv.DictReader(open(f, newline="")))
+        for r in rows:
+            r["workload"] = HOSTILE
+        with open(f, "w", newline="") as out:
+            w = csv.DictWriter(out, list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    write_report(res, plots=False)
+    import re
+
+    html = (res / "report.html").read_text()
+    # outside the data blocks (JSON inside <script type="application/json">, where "</" is written "<\\/"), the name is
+    # escaped wherever the report shows it
+    shown = re.sub(r'<script id="sb-[a-z]+" type="application/json">.*?</script>', "", html, flags=re.S)
+    assert "<script>window.__xss" not in shown and "<img src=x" not in shown and "&lt;script&gt;window.__xss" in shown
+    pg = browser.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto((res / "report.html").as_uri())
+    pg.wait_for_function("window.sbResult !== undefined")
+    assert pg.evaluate("window.__xss") is None and errors == []
+    pg.wait_for_timeout(500)  # the charts drawn, the calculator answered
+    assert pg.evaluate("window.__xss") is None
+    assert pg.evaluate("document.querySelectorAll('img, svg image, iframe, object').length") == 0
+    assert pg.evaluate("[...document.scripts].filter(s => s.type !== 'application/json' "
+                       "&& s.textContent.includes('__xss=1')).length") == 0
+    # and the name is there, as text, in the report's tables
+    assert pg.evaluate(f"document.getElementById('report').innerText.includes({HOSTILE!r})")
+    pg.close()

@@ -226,3 +226,94 @@ def test_bad_sweep_tables_name_the_key(tmp_path, sweep, key, expected):
     with pytest.raises(ConfigError) as e:
         load_suite(p)
     assert e.value.key == key and expected in str(e.value)
+
+
+# ------------------------------------------------------------------- whose record: a live sweep is never undone
+
+
+@pytest.fixture
+def other_sweep():
+    """Another process holding a power-limit record: a live one (a sleeping child), and its card at 250 W."""
+    import psutil
+
+    from bench.powerlimit import record_path
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    card = LimitedFakeNVML(default_w=350)
+    card.limit_w = 250.0  # the other sweep set it
+    card.nvmlInit()
+    uuid = card.nvmlDeviceGetUUID("handle-0")
+
+    def write(pid, started, limit_w=350):
+        record_path().parent.mkdir(parents=True, exist_ok=True)
+        record_path().write_text(json.dumps({"pid": pid, "started": started, "utc": "2026-12-05T00:00:00+00:00",
+                                             "cards": {uuid: {"index": 0, "name": card.name, "limit_w": limit_w}}}))
+    write(child.pid, psutil.Process(child.pid).create_time())
+    yield card, child, write
+    child.kill()
+    child.wait()
+    record_path().unlink(missing_ok=True)
+
+
+def test_a_plain_run_leaves_a_live_sweeps_limit_alone(other_sweep):
+    from bench.powerlimit import record_path, restore_pending
+
+    card, child, _ = other_sweep
+    said = restore_pending(card)
+    assert said == [f"a power-limit sweep is running: pid {child.pid} (started " + said[0].split("(started ")[1]]
+    assert "holds the GPU limits" in said[0] and "left alone" in said[0]
+    assert card.limit_w == 250 and record_path().is_file()
+
+
+def test_a_second_sweep_is_refused_while_the_first_lives_and_nothing_changes(other_sweep, tmp_path):
+    from bench.errors import ShadowbenchError
+
+    card, child, _ = other_sweep
+    holder = rf"another power-limit sweep holds the GPU limits: pid {child.pid} "
+    with pytest.raises(ShadowbenchError, match=holder) as e:
+        _sweep_run(tmp_path, card, KneeBackend(card), limits=[200])
+    assert e.value.exit_status == 2
+    assert card.limit_w == 250 and card.limit_history == [350]  # never set by this run
+    assert not list((tmp_path / "results").rglob("*.csv"))
+
+
+def test_a_dead_owners_record_is_restored_and_a_reused_pid_is_not_its_owner(other_sweep):
+    from bench.powerlimit import record_path, restore_pending
+
+    card, child, write = other_sweep
+    write(child.pid, started=12345.0)  # the pid is alive, but another process than the one that wrote the record
+    assert restore_pending(card) == ["restored the power limit of NVIDIA GeForce RTX 3090 (GPU 0) to 350 W"]
+    assert card.limit_w == 350 and not record_path().exists()
+    child.kill()
+    child.wait()
+    card.limit_w = 250.0
+    write(child.pid, started=None)  # its owner is gone
+    assert restore_pending(card) == ["restored the power limit of NVIDIA GeForce RTX 3090 (GPU 0) to 350 W"]
+    assert card.limit_w == 350
+
+
+def test_a_sweep_takes_over_a_dead_owners_record_keeping_the_cards_own_limit(other_sweep, tmp_path):
+    card, child, _ = other_sweep
+    child.kill()
+    child.wait()
+    out = _sweep_run(tmp_path, card, KneeBackend(card), limits=[200])
+    assert out.failures == [] and card.limit_w == 350  # the original of the record, not the 250 W it found
+
+
+@pytest.mark.parametrize("text", ["{not json", json.dumps({"pid": 1, "cards": {"GPU-x": {"limit_w": "NaN"}}}),
+                                  json.dumps({"pid": 1, "cards": {"GPU-x": {"limit_w": -5}}}),
+                                  json.dumps({"cards": {"GPU-x": {"limit_w": 300}}}), json.dumps([1, 2])])
+def test_an_unreadable_record_is_one_line_and_exit_2(text):
+    from bench.powerlimit import record_path
+
+    from .conftest import run_cli
+
+    record_path().parent.mkdir(parents=True, exist_ok=True)
+    record_path().write_text(text)
+    try:
+        r = run_cli("restore-power-limit", env={"XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"]})
+    finally:
+        record_path().unlink()
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert "power-limit record" in line and "is unreadable" in line and "nvidia-smi" in line

@@ -374,3 +374,35 @@ def test_quantization_table_and_pareto_from_committed_quality_rows(committed_res
     assert "the base was made from this file" in sec and "ESTIMATED" in sec
     assert "pp512 tok/s" in sec and "smollm2-f16/ppl, 1 rows" in sec
     assert "| smollm2-f16 | ppl |" not in text.split("## Measured on the committed boxes")[1].split("\n## ")[0]
+
+
+def test_names_from_results_files_keep_markdown_tables_whole(committed_results):
+    """A workload name with a | or a line break stays in its cell: every table row has its header's columns."""
+    import csv
+
+    for f in committed_results.rglob("*-quick.csv"):
+        rows = list(csv.DictReader(open(f, newline="")))
+        for r in rows:
+            r["workload"] = "a|b\nc <script>x</script>"
+        with open(f, "w", newline="") as out:
+            w = csv.DictWriter(out, list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    out, problems = write_report(committed_results, plots=False, page=False)
+    text = out.read_text()
+    assert "a\\|b c <script>x</script>" in text
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    # per table: the header's cell count equals every body row's
+    cells, counts = 0, []
+    for t in tokens:
+        if t.type == "tr_open":
+            cells = 0
+        elif t.type in ("th_open", "td_open"):
+            cells += 1
+        elif t.type == "tr_close":
+            counts.append(cells)
+        elif t.type == "table_close":
+            assert len(set(counts)) == 1, counts
+            counts = []
