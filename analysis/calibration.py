@@ -10,6 +10,8 @@ which it used: "measured at the wall" or "assumed (builds.toml)".
 """
 from __future__ import annotations
 
+import math
+
 import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -67,6 +69,14 @@ def calibrate(results_dir: Path, machine: str) -> tuple[Path, Calibration]:
         per[name] = {"ratio": round(float((g["wall_energy_j"] / g["energy_j"]).median()), 4),
                      "overhead_w": round(float((g["wall_avg_power_w"] - g["avg_power_w"]).median()), 2),
                      "rows": int(len(g))}
+    files = ", ".join(sorted(set(w["file"])))
+    checks = [("ratio", float(ratio.median()), "the rows' wall energy ÷ their devices' energy")]
+    checks += [(f'workloads."{n}".ratio', v["ratio"], f"workload {n}'s rows") for n, v in per.items()]
+    if not idle.empty:
+        checks.append(("idle_w", float(idle.median()), "the runs' wall_idle_power_w"))
+    for key, v, what in checks:  # a plug that read nothing, or rows edited by hand, never become a calibration
+        if not (math.isfinite(v) and v > 0):
+            raise ConfigError(files, key, f"a finite number > 0 from {what} (a plug that measured the box)", v)
     cal = Calibration(machine, results_dir / machine / FILE, float(idle.median()) if not idle.empty else None,
                       round(float(ratio.median()), 4), per, datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     lines = [f"# written by `shadowbench calibrate --machine {machine}` from {len(w)} rows with wall energy",
@@ -92,8 +102,15 @@ def load(results_dir: Path, machine: str | None) -> Calibration | None:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         wall = data["wall"]
         ratio = float(wall["ratio"])
-        if not ratio > 0:
-            raise ValueError("ratio")
+        idle_w = wall.get("idle_w")
+        if not (math.isfinite(ratio) and ratio > 0):
+            raise ValueError(f"ratio = {ratio!r}, expected a finite number > 0")
+        if idle_w is not None and not (math.isfinite(float(idle_w)) and float(idle_w) > 0):
+            raise ValueError(f"idle_w = {idle_w!r}, expected a finite number > 0")
+        for name, v in data.get("workloads", {}).items():
+            r = float(v["ratio"])
+            if not (math.isfinite(r) and r > 0):
+                raise ValueError(f'workloads."{name}".ratio = {r!r}, expected a finite number > 0')
         return Calibration(machine, path, wall.get("idle_w"), ratio, data.get("workloads", {}),
                            wall.get("measured_utc", ""))
     except (tomllib.TOMLDecodeError, KeyError, ValueError, TypeError) as e:

@@ -2,6 +2,7 @@
 ``register``. Heavy imports (pandas, matplotlib) happen when a command runs, not when the parser is built."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from bench.errors import ConfigError
@@ -163,6 +164,13 @@ def cmd_advise(args) -> int:
 def cmd_report(args) -> int:
     from .report import write_report
 
+    if args.out:  # checked before any work: where the report goes must exist and be writable
+        folder = Path(args.out).resolve().parent
+        if not folder.is_dir():
+            raise ConfigError(args.out, "--out", "a file in an existing folder", f"<no folder {folder}>")
+        if not os.access(folder, os.W_OK):
+            raise ConfigError(args.out, "--out", "a file in a folder shadowbench may write in",
+                              f"<{folder}: read-only>")
     question = _question_text(args)
     out, problems = write_report(Path(args.results_dir), Path(args.out) if args.out else None, question=question)
     for p in problems:
@@ -278,7 +286,13 @@ def _measured_unit(results_dir: Path, build_id: str, machine: str | None, worklo
                               + (f" from workload {workload}" if workload else ""), "<no such rows>")
         return None, problems, note
     if kind == "llm":
-        return rows.llm_unit(g, prompt, output), problems, note
+        try:
+            return rows.llm_unit(g, prompt, output), problems, note
+        except LookupError:
+            tests = ", ".join(sorted(set(g["test"])))
+            need = "a tg test (tg128)" + (" and a pp test (pp512)" if prompt else "")
+            raise ConfigError(results_dir, "--workload", f"LLM rows with {need}, or a pp{prompt}+tg{output} test, "
+                              f"for {prompt}+{output}-token requests", f"<rows of {tests} only>") from None
     return rows.priced_unit(g, row_kind), problems, note
 
 
@@ -299,22 +313,37 @@ def params_billions(model: str) -> float | None:
     return float(m[1]) / (1000 if m[2].upper() == "M" else 1)
 
 
+# what a question may ask: far past any real box or bill, short of numbers that print as 300 digits
+MAX_VOLUME = 1e12  # units (requests, audio minutes, characters, images, tokens) a day
+MAX_TOKENS = 10_000_000  # per request
+MAX_USD_PER_KWH = 100.0
+MAX_HARDWARE_USD = 1e9
+MAX_YEARS = 100
+MAX_WATTS = 1_000_000
+
+
 def _check_inputs(args) -> None:
     """Every number of the question: finite and in range, else the one-line error (exit 2)."""
     import math
 
-    checks = [("--requests-per-day", args.requests_per_day, lambda v: v >= 0, "a number >= 0"),
-              ("--prompt-tokens", args.prompt_tokens, lambda v: v >= 0, "a whole number >= 0"),
-              ("--output-tokens", args.output_tokens, lambda v: v >= 0, "a whole number >= 0"),
+    checks = [("--requests-per-day", args.requests_per_day,
+               lambda v: 0 <= v <= MAX_VOLUME, f"a number from 0 to {MAX_VOLUME:.0e}"),
+              ("--prompt-tokens", args.prompt_tokens,
+               lambda v: 0 <= v <= MAX_TOKENS, f"a whole number from 0 to {MAX_TOKENS:,}"),
+              ("--output-tokens", args.output_tokens,
+               lambda v: 0 <= v <= MAX_TOKENS, f"a whole number from 0 to {MAX_TOKENS:,}"),
               ("--hours-per-day", args.hours_per_day, lambda v: 0 < v <= 24, "a number of hours > 0 and <= 24"),
-              ("--usd-per-kwh", args.usd_per_kwh, lambda v: v >= 0, "a price >= 0"),
+              ("--usd-per-kwh", args.usd_per_kwh,
+               lambda v: 0 <= v <= MAX_USD_PER_KWH, f"a price from 0 to {MAX_USD_PER_KWH:g}"),
               ("--ttft-p95", args.ttft_p95, lambda v: v > 0, "a number of seconds > 0"),
-              ("--hardware-usd", args.hardware_usd, lambda v: v >= 0, "a price >= 0"),
-              ("--lifetime-years", args.lifetime_years, lambda v: v > 0, "a number of years > 0"),
-              ("--idle-w", args.idle_w, lambda v: v >= 0, "watts >= 0"),
-              ("--busy-w", args.busy_w, lambda v: v >= 0, "watts >= 0"),
+              ("--hardware-usd", args.hardware_usd,
+               lambda v: 0 <= v <= MAX_HARDWARE_USD, f"a price from 0 to {MAX_HARDWARE_USD:.0e}"),
+              ("--lifetime-years", args.lifetime_years,
+               lambda v: 0 < v <= MAX_YEARS, f"a number of years > 0 and <= {MAX_YEARS}"),
+              ("--idle-w", args.idle_w, lambda v: 0 <= v <= MAX_WATTS, f"watts from 0 to {MAX_WATTS:,}"),
+              ("--busy-w", args.busy_w, lambda v: 0 <= v <= MAX_WATTS, f"watts from 0 to {MAX_WATTS:,}"),
               ("--psu-efficiency", args.psu_efficiency, lambda v: 0 < v <= 1, "a fraction > 0 and <= 1"),
-              ("--platform-w", args.platform_w, lambda v: v >= 0, "watts >= 0"),
+              ("--platform-w", args.platform_w, lambda v: 0 <= v <= MAX_WATTS, f"watts from 0 to {MAX_WATTS:,}"),
               ("--itl-p95", args.itl_p95, lambda v: v > 0, "a number of seconds > 0"),
               ("--on-from", args.on_from, lambda v: 0 <= v < 24, "an hour >= 0 and < 24")]
     for flag, v, ok, expected in checks:

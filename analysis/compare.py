@@ -159,6 +159,8 @@ def render(comps: list[Comparison], refused: list[NotComparable], fmt: str) -> s
     if fmt == "json":
         return json.dumps({"comparisons": [asdict(c) for c in comps], "not_comparable": [asdict(r) for r in refused]},
                           indent=1)
+    from .render import Table, md_table, spreadsheet_cell
+
     if fmt == "csv":
         import csv
         import io
@@ -166,7 +168,7 @@ def render(comps: list[Comparison], refused: list[NotComparable], fmt: str) -> s
         buf = io.StringIO()
         w = csv.DictWriter(buf, list(Comparison.__dataclass_fields__), lineterminator="\n")
         w.writeheader()
-        w.writerows(asdict(c) for c in comps)
+        w.writerows({k: spreadsheet_cell(v) for k, v in asdict(c).items()} for c in comps)
         return buf.getvalue()
     header = ["workload", "test", "metric", "base", "side", "ratio [95% CI]", "verdict", "differs"]
     body = [[c.workload, c.test, f"{c.metric} ({c.unit})", f"{c.base_median:.4g} ({c.base_spread})",
@@ -174,8 +176,7 @@ def render(comps: list[Comparison], refused: list[NotComparable], fmt: str) -> s
              c.verdict, c.differs] for c in comps]
     lines = []
     if fmt == "md":
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(str(x) for x in r) + " |" for r in body]
+        lines += [md_table(Table(header, body))]
     else:
         from rich.console import Console
         from rich.table import Table

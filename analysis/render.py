@@ -95,6 +95,14 @@ def md_cell(value) -> str:
     return " ".join(str(value).splitlines()).replace("|", "\\|")
 
 
+def spreadsheet_cell(value):
+    """A value for a CSV a person may open in a spreadsheet: text starting with = + - @ (or a tab or carriage
+    return) gets a leading ' so it is shown, never evaluated as a formula; numbers stay numbers."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def md_table(t: Table) -> str:
     lines = ["| " + " | ".join(md_cell(c) for c in t.header) + " |", "|" + "---|" * len(t.header)]
     lines += ["| " + " | ".join(md_cell(c) for c in r) + " |" for r in t.rows]

@@ -92,8 +92,19 @@ def _bandwidth(df: pd.DataFrame) -> None:
 def _impossible(df: pd.DataFrame) -> dict[int, str]:
     """Rows whose values cannot be a measurement: no positive window, negative energy, no work done. Named by file
     and line and left out, as corrupt lines are."""
+    import numpy as np
+
+    from bench.columns import registry
+
     out: dict[int, str] = {}
+    for c, col in registry().items():  # a measured amount: empty, or a finite number >= 0
+        if col.physical and c in df.columns:
+            v = pd.to_numeric(df[c], errors="coerce")
+            for i in df.index[v.notna() & ~(np.isfinite(v) & (v >= 0))]:
+                out.setdefault(i, f"{c}: expected a finite number >= 0 or empty, got {df.at[i, c]!r}")
     for i, r in df.iterrows():
+        if i in out:
+            continue
         if not (r["wall_s"] > 0):
             out[i] = f"wall_s: expected a window > 0 s, got {r['wall_s']!r}"
         elif r["energy_j"] < 0:

@@ -65,10 +65,17 @@ class Column:
     headline: bool = False  # the kind's throughput figure in the report's measured table
     derive: Callable[[dict[str, Any]], Any] | None = None  # fills the column from the row's other values
     better: str = ""  # "higher" or "lower": which way a comparison of two boxes calls an improvement
+    signed: bool = False  # a measured quantity that may be below 0 (a difference; a temperature)
 
     @property
     def numeric(self) -> bool:
         return self.type in (int, float)
+
+    @property
+    def physical(self) -> bool:
+        """A measured amount with a unit (energy, power, time, a rate, a size, a count): a row holding it negative,
+        infinite or NaN-as-text is not a measurement and is left out by analysis."""
+        return self.numeric and bool(self.unit) and not self.signed
 
     def title(self) -> str:
         return self.label or self.name
@@ -121,7 +128,7 @@ COMMON = [
     C("cpu_energy_j", "energy", float, "J", "the CPU part of energy_j"),
     C("cpu_energy_source", "energy", str, "", "how the CPU part was obtained (rapl or estimated)"),
     C("idle_power_w", "energy", float, "W", "idle baseline measured before the suite"),
-    C("net_energy_j", "energy", float, "J", "energy_j - idle_power_w x wall_s", derive=_net_energy),
+    C("net_energy_j", "energy", float, "J", "energy_j - idle_power_w x wall_s", derive=_net_energy, signed=True),
     C("avg_power_w", "energy", float, "W", "energy_j / wall_s"),
     C("peak_power_w", "energy", float, "W", "highest sampled power in the window"),
     C("flags", "energy", str, "", "gpu_lost, nvml_counter_vs_power_mismatch, sampler_error, wall_unavailable "
@@ -138,7 +145,7 @@ COMMON = [
     C("gpu_util_pct", "gpu", float, "%", "mean GPU utilization over the window"),
     C("gpu_mem_peak_gb", "gpu", float, "GB", "highest GPU memory in use"),
     C("sm_clock_mhz", "gpu", float, "MHz", "median SM clock"),
-    C("gpu_temp_c_max", "gpu", float, "°C", "highest GPU temperature"),
+    C("gpu_temp_c_max", "gpu", float, "°C", "highest GPU temperature", signed=True),
     C("clock_events", "gpu", str, "", "clock-event (throttle) reasons seen: sw_power_cap, hw_thermal, ..."),
     C("gpu_power_limit_w", "gpu", float, "W", "enforced power limit"),
     C("gpu_foreign_pids", "gpu", str, "", "other processes on the GPU (their energy is in the counter)"),

@@ -80,6 +80,9 @@ def cmd_run(args) -> int:
         return 130
     finally:
         meter.close()
+        for part in meter.parts:  # a plug that failed during the run is said once, with its last error
+            if (line := getattr(part, "trouble", lambda: None)()) is not None:
+                err.print(line, markup=False, highlight=False)
     out = Console(**({} if sys.stdout.isatty() else {"width": 80}))
     for table in summary_tables(outcome.rows):
         out.print(table)
@@ -292,7 +295,9 @@ def plan(suite_path: Path, gpus: list[dict], why_no_gpu: str, ram_gib: float) ->
         out.append(f"downloads: {total_download / 1e9:.2f} GB into {where} ({free / 1e9:.1f} GB free), about "
                    f"{minutes:.0f} min at {DOWNLOAD_MB_PER_S:g} MB/s (assumption)")
     else:
-        out.append("downloads: none")
+        unsized = sum(": SKIPPED: " in line for line in out)
+        out.append("downloads: none" if not unsized else
+                   f"downloads: unknown: {unsized} workload(s) could not be sized (see SKIPPED above)")
     return out, total_download / 1e9
 
 
@@ -301,9 +306,11 @@ def cmd_plan(args) -> int:
     from .energy.nvml import probe_gpus
 
     gpus, why = probe_gpus()
-    for line in plan(Path(args.suite), gpus, why, provenance.ram_gib())[0]:
+    lines = plan(Path(args.suite), gpus, why, provenance.ram_gib())[0]
+    for line in lines:
         print(line)
-    return 0
+    # a plan that could not size a workload (the hub unreachable, a file gone) is not a plan: exit 1
+    return 1 if any(": SKIPPED: " in line for line in lines) else 0
 
 
 def cmd_restore_power_limit(args) -> int:

@@ -246,6 +246,9 @@ def test_a_home_assistant_token_is_used_and_never_written_and_a_dead_plug_loses_
     rows, _ = _rows(tmp_path / "dead")
     assert len(rows) == 2 and all(row["wall_energy_j"] == "" and "wall_unavailable" in row["flags"] for row in rows)
     assert all(float(row["energy_j"]) > 0 for row in rows)
+    # said once on the terminal, with the plug's last error (the rows say it per window)
+    [said] = [ln for ln in r.stderr.splitlines() if "reading(s) of homeassistant://" in ln]
+    assert "failed; the last: " in said and "HTTP 500" in said and "wall_unavailable" in said
 
 
 def test_the_plug_is_configured_per_machine(monkeypatch, tmp_path):

@@ -57,10 +57,16 @@ def build_meter(kind: str = "auto", cpu_w_per_core: float | None = None, sample_
     if wall:
         from .wall import WallPart
 
+        from ..errors import ConfigError
+        from .wall import parse
+
+        parse(wall)  # a URL the user gave that is not a plug's is their error (exit 2), said with secrets masked
         try:
             w = WallPart(wall)
             parts.append(w)
             report.append(f"wall: used ({w.describe()}; wall_energy_j beside energy_j)")
+        except ConfigError:
+            raise
         except (DeviceUnavailable, OSError) as e:
             report.append(f"wall: UNAVAILABLE, rows have no wall energy: {e}")
         except Exception as e:  # noqa: BLE001 - a plug's first answer may fail in any way; the run still goes on

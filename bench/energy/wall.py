@@ -198,12 +198,28 @@ class Kasa(Protocol):
 PROTOCOLS = {"shelly": Shelly, "tasmota": Tasmota, "homeassistant": HomeAssistant, "kasa": Kasa}
 
 
+def masked(url: str) -> str:
+    """A URL as it may be printed: a user:password@ and any query (where tokens hide) replaced by ***."""
+    try:
+        u = urlsplit(url)
+    except ValueError:
+        return "<a URL that does not parse>"
+    netloc = ("***@" + u.netloc.rsplit("@", 1)[1]) if "@" in u.netloc else u.netloc
+    return u._replace(netloc=netloc, query="***" if u.query else "", fragment="").geturl()
+
+
 def parse(url: str) -> tuple[str, str, str]:
-    """``scheme://host[:port][/path]`` -> (scheme, host[:port], path); ConfigError for anything else."""
-    u = urlsplit(url)
-    if u.scheme not in SCHEMES or not u.netloc or "@" in u.netloc or u.query:
+    """``scheme://host[:port][/path]`` -> (scheme, host[:port], path); ConfigError for anything else (the URL said
+    with its secrets masked)."""
+    try:
+        u = urlsplit(url)
+        bad = u.scheme not in SCHEMES or not u.netloc or "@" in u.netloc or bool(u.query)
+    except ValueError:
+        bad = True
+    if bad:
         raise ConfigError("<wall meter>", "wall", "shelly://HOST, tasmota://HOST, homeassistant://HOST:8123/"
-                          "sensor.ENTITY or kasa://HOST (secrets go in environment variables, not the URL)", url)
+                          "sensor.ENTITY or kasa://HOST (secrets go in environment variables, not the URL)",
+                          masked(url))
     return u.scheme, u.netloc, u.path
 
 
@@ -222,6 +238,7 @@ class WallPart(Part):
         self._resets: list[float] = []  # times a counter was found reset
         self._failures: list[float] = []  # times of failed readings
         self.errors: list[str] = []
+        self.failed_readings = 0  # over the whole run (the windows' failure times are pruned as they go)
         self._acc_j = 0.0
         self._last_raw: float | None = None
         self.resets = 0
@@ -239,6 +256,7 @@ class WallPart(Part):
                 f"{self.protocol.describe()}: unexpected answer ({type(e).__name__})"
             with self._lock:
                 self._failures.append(t)
+                self.failed_readings += 1
                 self.errors.append(why)
                 del self.errors[:-20]
             return
@@ -316,6 +334,13 @@ class WallPart(Part):
 
     def describe(self) -> str:
         return f"wall: {self.protocol.describe()} polled at {1 / self.interval_s:g} Hz"
+
+    def trouble(self) -> str | None:
+        """One line for the terminal when readings failed during the run (the rows say it per window)."""
+        if not self.failed_readings:
+            return None
+        return (f"wall: {self.failed_readings} reading(s) of {self.protocol.describe()} failed; the last: "
+                f"{self.errors[-1]}; the windows they fell in have no wall energy (flag wall_unavailable)")
 
     def close(self) -> None:
         self._stop.set()

@@ -139,8 +139,9 @@ COLUMNS = [
       "each chunk scored); lower is better; compare only at the same text and context", summary=True,
       better="lower"),
     C("kld_mean", "metric", float, "nats", "mean KL divergence of the next-token distribution from the kld_base "
-      "model's, over the scored tokens", summary=True, better="lower"),
-    C("kld_p99", "metric", float, "nats", "99th percentile of the per-token KL divergence", better="lower"),
+      "model's, over the scored tokens", summary=True, better="lower", signed=True),
+    C("kld_p99", "metric", float, "nats", "99th percentile of the per-token KL divergence", better="lower",
+      signed=True),  # >= 0 in theory; llama-perplexity's float sums can land a hair below
     C("same_top_p", "metric", float, "", "share of scored tokens where this model's and the base's most likely next "
       "token agree (0–1)", summary=True, better="higher"),
     C("scored_tokens", "metric", int, "tokens", "tokens whose prediction ppl and kld average over"),
