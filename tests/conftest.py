@@ -78,8 +78,14 @@ def write_suite(tmp_path):
     return write
 
 
+# the code under test: where this process imported it from (the repository, or mutmut's mutants/ copy), so a
+# `shadowbench` child runs the same code as the test that starts it
+CODE = Path(__import__("bench").__file__).resolve().parent.parent
+
+
 def run_cli(*args, timeout=600, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, **kw.pop("env", {})}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CODE), env.get("PYTHONPATH", "")) if p)
     return subprocess.run([sys.executable, "-m", "shadowbench", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=kw.pop("cwd", _CLI_CWD or REPO), env=env, **kw)
 
