@@ -8,6 +8,8 @@ same reference never mixes with the old rows.
 """
 from __future__ import annotations
 
+import itertools
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +17,7 @@ import pandas as pd
 from bench import columns, kinds
 from bench.errors import ConfigError
 from bench.kinds.llm import request_test
-from bench.results import is_result_file, read_rows
+from bench.results import is_result_file, iter_rows
 
 from .cost import LocalUnit
 
@@ -38,29 +40,56 @@ def load(results_dir: Path) -> tuple[pd.DataFrame, list[str]]:
     (the path from the results folder's own name: results/<machine>/<file>.csv) and ``estimated``."""
     results_dir = Path(results_dir)
     frames, problems = [], []
-    for path in result_files(results_dir):
-        try:
-            rows = read_rows(path, problems, line_numbers=True)  # bad lines are named; whole rows are kept
-        except ConfigError as e:
+    files = result_files(results_dir)
+    big = sum(p.stat().st_size for p in files) > PROGRESS_ABOVE_BYTES
+    pool: dict[str, str] = {}
+    for n, path in enumerate(files, 1):
+        if big:
+            print(f"reading {path.name} ({n}/{len(files)}, {path.stat().st_size / 1e6:.0f} MB)", file=sys.stderr)
+        mine = []
+        try:  # bad lines are named and left out, whole rows kept; the file is read in chunks of typed columns
+            rows_ = iter_rows(path, problems, line_numbers=True)
+            while chunk := list(itertools.islice(rows_, CHUNK_ROWS)):
+                mine.append(_typed(chunk, pool))
+        except ConfigError as e:  # not a result file (or not UTF-8 past its first rows): the whole file is left out
             problems.append(str(e))
             continue
-        if not rows:
-            continue
-        df = pd.DataFrame(rows)
-        df["file"] = str(Path(results_dir.name) / path.relative_to(results_dir))
-        frames.append(df)
+        if mine:
+            df = pd.concat(mine, ignore_index=True, copy=False) if len(mine) > 1 else mine[0]
+            del mine
+            df["file"] = str(Path(results_dir.name) / path.relative_to(results_dir))
+            frames.append(df)
     if not frames:
         return pd.DataFrame(), problems
-    df = pd.concat(frames, ignore_index=True)
-    for c in columns.numeric():
-        if c in df.columns:
-            df[c] = pd.to_numeric(df[c].replace("", None), errors="coerce")
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    del frames
     df["estimated"] = df["energy_source"].fillna("").str.split("+").apply(lambda s: "estimated" in s)
     _bandwidth(df)
     bad = _impossible(df)
     for i, why in bad.items():
         problems.append(f"{df.at[i, 'file']}: line {df.at[i, '_line']}: {why}; the row is left out")
     return df.drop(index=list(bad)).reset_index(drop=True), problems
+
+
+CHUNK_ROWS = 5_000  # rows parsed as text at a time before their columns become numbers
+PROGRESS_ABOVE_BYTES = 50e6  # results larger than this say which file is being read
+
+
+def _typed(rows_: list[dict], pool: dict[str, str]) -> pd.DataFrame:
+    """A chunk of rows as one frame built at once: numeric columns as numbers (empty = NaN, never 0), each text value
+    held once (a results file repeats its machine, model and packages on every row)."""
+    names = list(dict.fromkeys(k for r in rows_ for k in r))
+    cols = {}
+    for c in names:
+        values = [r.get(c, "") for r in rows_]
+        if c in _NUMERIC:
+            cols[c] = pd.to_numeric(pd.Series(values, dtype=object).replace("", None), errors="coerce")
+        else:
+            cols[c] = pd.Series([pool.setdefault(v, v) for v in values], dtype=object)
+    return pd.DataFrame(cols)
+
+
+_NUMERIC = set(columns.numeric())
 
 
 BANDWIDTH_LOW = 0.45  # below this share of the card's bandwidth, decode is held back by something else
@@ -73,8 +102,10 @@ def _bandwidth(df: pd.DataFrame) -> None:
     measurement error; below 0.45 points at offload, PCIe or driver trouble."""
     from .catalog import gpu_bandwidth_gb_s
 
-    fraction, flag = [], []
-    for _, r in df.iterrows():
+    fraction, flag = [None] * len(df), [""] * len(df)
+    maybe = (df["kind"] == "llm") & df.get("gpu_name", pd.Series(index=df.index, dtype=object)).notna()
+    for pos in maybe.to_numpy().nonzero()[0]:  # only GPU decode rows can be checked: a CPU-only file is skipped
+        r = df.iloc[pos]
         f, why = None, ""
         single = pd.isna(r.get("parallel")) or r.get("parallel") == 1
         bw = gpu_bandwidth_gb_s(str(r.get("gpu_name") or "").split(";")[0]) if r.get("gpu_name") else None
@@ -83,8 +114,7 @@ def _bandwidth(df: pd.DataFrame) -> None:
             f = float(r["model_bytes"]) * float(r["tg_tokens_per_s"]) / (bw[0] * 1e9)
             why = ("above the card's memory bandwidth: a measurement error" if f > 1.0 else
                    "offload, PCIe or driver trouble?" if f < BANDWIDTH_LOW else "")
-        fraction.append(f)
-        flag.append(why)
+        fraction[pos], flag[pos] = f, why
     df["bandwidth_fraction"] = fraction
     df["bandwidth_flag"] = flag
 
@@ -97,26 +127,32 @@ def _impossible(df: pd.DataFrame) -> dict[int, str]:
     from bench.columns import registry
 
     out: dict[int, str] = {}
+    for i in df.index[~(df["wall_s"] > 0)]:
+        out.setdefault(i, f"wall_s: expected a window > 0 s, got {float(df.at[i, 'wall_s'])!r}")
+    for i in df.index[df["energy_j"] < 0]:
+        out.setdefault(i, f"energy_j: expected >= 0 J or empty, got {float(df.at[i, 'energy_j'])!r}")
     for c, col in registry().items():  # a measured amount: empty, or a finite number >= 0
         if col.physical and c in df.columns:
             v = pd.to_numeric(df[c], errors="coerce")
             for i in df.index[v.notna() & ~(np.isfinite(v) & (v >= 0))]:
-                out.setdefault(i, f"{c}: expected a finite number >= 0 or empty, got {df.at[i, c]!r}")
-    for i, r in df.iterrows():
-        if i in out:
+                out.setdefault(i, f"{c}: expected a finite number >= 0 or empty, got {float(v[i])!r}")
+    left = ~df.index.isin(list(out))
+    for kind in df["kind"].dropna().unique():
+        if kind not in kinds.names() or kind == "endpoint":
             continue
-        if not (r["wall_s"] > 0):
-            out[i] = f"wall_s: expected a window > 0 s, got {r['wall_s']!r}"
-        elif r["energy_j"] < 0:
-            out[i] = f"energy_j: expected >= 0 J or empty, got {r['energy_j']!r}"
-        elif r["kind"] in kinds.names() and r["kind"] != "endpoint":
-            pricing = kinds.get(r["kind"]).PRICING
+        pricing = kinds.get(kind).PRICING
+
+        def units(r):
             try:
-                units = float(pricing.units(r))
+                return float(pricing.units(r))
             except (KeyError, TypeError, ValueError):
-                units = float("nan")
-            if not (units > 0):
-                out[i] = f"expected some work done ({pricing.unit}s > 0), got {units!r}"
+                return float("nan")
+        idx = df.index[left & (df["kind"] == kind).to_numpy()]
+        for start in range(0, len(idx), CHUNK_ROWS):  # a few thousand rows at a time: never a copy of them all
+            sub = df.loc[idx[start:start + CHUNK_ROWS]]
+            u = sub.apply(units, axis=1)
+            for i in sub.index[~(u > 0)]:
+                out[i] = f"expected some work done ({pricing.unit}s > 0), got {float(u[i])!r}"
     return out
 
 

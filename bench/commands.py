@@ -80,7 +80,7 @@ def cmd_run(args) -> int:
         return 130
     finally:
         meter.close()
-        for part in meter.parts:  # a plug that failed during the run is said once, with its last error
+        for part in getattr(meter, "parts", []):  # a plug that failed during the run is said once, with its last error
             if (line := getattr(part, "trouble", lambda: None)()) is not None:
                 err.print(line, markup=False, highlight=False)
     out = Console(**({} if sys.stdout.isatty() else {"width": 80}))

@@ -133,13 +133,22 @@ def read_rows(path: Path, problems: list[str] | None = None, line_numbers: bool 
     a ConfigError naming it. A bad line (a row cut short by a stopped run or a full disk, a wrong field count, an
     unknown schema version) raises too, unless ``problems`` is given: then it is named there (file and line) and
     left out, and every whole row is kept. ``line_numbers`` adds each row's line in the file as ``_line``."""
+    return list(iter_rows(path, problems, line_numbers))
+
+
+def iter_rows(path: Path, problems: list[str] | None = None, line_numbers: bool = False):
+    """``read_rows`` one row at a time, reading the file as a stream: memory stays flat however large it is."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(path, "<file>", "a result file", "<a folder>")
     try:
-        text = path.read_bytes().decode("utf-8-sig")  # a byte-order mark is not part of the first column's name
-    except IsADirectoryError:
-        raise ConfigError(path, "<file>", "a result file", "<a folder>") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(path, "<file>", "a UTF-8 CSV file", f"<undecodable byte at offset {e.start}>") from None
+        with open(path, "rb") as fb:  # whether the last row has its line end (a stopped run may leave it cut short)
+            fb.seek(0, 2)
+            size = fb.tell()
+            if size:
+                fb.seek(-1, 2)
+            ends_whole = not size or fb.read(1) == b"\n"
+        f = open(path, encoding="utf-8-sig", newline="")  # a byte-order mark is not part of the first column's name
     except OSError as e:
         raise ConfigError(path, "<file>", "a readable file", f"<{e.strerror}>") from None
 
@@ -149,44 +158,58 @@ def read_rows(path: Path, problems: list[str] | None = None, line_numbers: bool 
             raise err
         problems.append(str(err))
 
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise ConfigError(path, "line 1", "a CSV header", "<an empty file>") from None
-    except csv.Error as e:
-        raise ConfigError(path, "line 1", "a CSV header", f"<{e}>") from None
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise ConfigError(path, "line 1", f"the columns {', '.join(missing)}", "<a header without them>")
-    known = ", ".join(str(v) for v in sorted({*columns.MIGRATIONS, SCHEMA_VERSION}))
-    rows = []
-    n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-    while True:
+    def undecodable(e: UnicodeDecodeError) -> ConfigError:
+        return ConfigError(path, "<file>", "a UTF-8 CSV file", f"<undecodable byte {e.object[e.start:e.start + 1]!r}>")
+
+    with f:
+        reader = csv.reader(f)
         try:
-            values = next(reader)
+            header = next(reader)
         except StopIteration:
-            break
+            raise ConfigError(path, "line 1", "a CSV header", "<an empty file>") from None
         except csv.Error as e:
-            bad(f"line {reader.line_num}", "a CSV row", f"<{e}>")
-            continue
-        line = reader.line_num
-        if not values:
-            continue
-        if line == n_lines and not text.endswith("\n"):
-            bad(f"line {line}", "a whole row", "<a row cut short: no line end (the run stopped or the disk was full)>")
-            continue
-        if len(values) != len(header):
-            bad(f"line {line}", f"{len(header)} fields", f"<{len(values)} fields>")
-            continue
-        row = dict(zip(header, values))
-        version = row["schema_version"]
-        if not version.isdigit() or int(version) > SCHEMA_VERSION or (
-                int(version) < SCHEMA_VERSION and int(version) not in columns.MIGRATIONS):
-            bad(f"line {line}: schema_version", f"a schema version shadowbench reads ({known})", version)
-            continue
-        row = columns.migrate(row, int(version))
-        if line_numbers:
-            row["_line"] = str(line)
-        rows.append(row)
-    return rows
+            raise ConfigError(path, "line 1", "a CSV header", f"<{e}>") from None
+        except UnicodeDecodeError as e:
+            raise undecodable(e) from None
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise ConfigError(path, "line 1", f"the columns {', '.join(missing)}", "<a header without them>")
+        known = ", ".join(str(v) for v in sorted({*columns.MIGRATIONS, SCHEMA_VERSION}))
+        pending = None  # each row waits for the next: only the last may be cut short
+
+        def finish(values, line):
+            if len(values) != len(header):
+                bad(f"line {line}", f"{len(header)} fields", f"<{len(values)} fields>")
+                return None
+            row = dict(zip(header, values))
+            version = row["schema_version"]
+            if not version.isdigit() or int(version) > SCHEMA_VERSION or (
+                    int(version) < SCHEMA_VERSION and int(version) not in columns.MIGRATIONS):
+                bad(f"line {line}: schema_version", f"a schema version shadowbench reads ({known})", version)
+                return None
+            row = columns.migrate(row, int(version))
+            if line_numbers:
+                row["_line"] = str(line)
+            return row
+
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                bad(f"line {reader.line_num}", "a CSV row", f"<{e}>")
+                continue
+            except UnicodeDecodeError as e:  # not a file of ours at all: the whole file is refused
+                raise undecodable(e) from None
+            if not values:
+                continue
+            if pending is not None and (row := finish(*pending)) is not None:
+                yield row
+            pending = (values, reader.line_num)
+        if pending is not None:
+            if not ends_whole:
+                bad(f"line {pending[1]}", "a whole row",
+                    "<a row cut short: no line end (the run stopped or the disk was full)>")
+            elif (row := finish(*pending)) is not None:
+                yield row
