@@ -652,3 +652,21 @@ def test_run_summary_has_units_tags_estimates_fits_80_columns_and_says_what_next
     assert any("energy_j" in x and "J ESTIMATED" in x for x in lines)
     assert any(x.startswith("next: shadowbench report --results-dir") and "shadowbench cost --machine box" in x
                for x in lines)
+
+
+def test_every_test_the_readme_promises_exists():
+    """The README's exit-status table and promises name their tests: each named test is a test function."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Exit status")[1].split("\n## Energy")[0]
+    named = []
+    for item in re.split(r"\n(?=- |\| )", section):  # a table row or a bullet: a `::test` is of the file named before
+        current = "test_robustness.py"
+        for m in re.finditer(r"`(?:tests/)?(test_\w+\.py)?(?:::)?(test_\w+)?`", item):
+            current = m[1] or current
+            if m[2]:
+                named.append((current, m[2]))
+    assert len(named) > 20
+    missing = [f"{f}::{t}" for f, t in named if f"def {t}(" not in (REPO / "tests" / f).read_text()]
+    assert missing == []
