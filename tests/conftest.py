@@ -86,6 +86,8 @@ CODE = Path(__import__("bench").__file__).resolve().parent.parent
 def run_cli(*args, timeout=600, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, **kw.pop("env", {})}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CODE), env.get("PYTHONPATH", "")) if p)
+    if env.get("MUTANT_UNDER_TEST") == "stats":  # mutmut's coverage pass: a child records nothing it could report
+        env["MUTANT_UNDER_TEST"] = ""
     return subprocess.run([sys.executable, "-m", "shadowbench", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, cwd=kw.pop("cwd", _CLI_CWD or REPO), env=env, **kw)
 
