@@ -90,7 +90,7 @@ def families(df: pd.DataFrame, prompt_tokens: int, output_tokens: int, requests_
                                                          "quality_ctx"], sort=False):
         f = Family(machine, str(fam["kld_base"].iloc[0]), str(text), int(ctx))
         b = catalog.build(mb[machine]) if machine in mb else None
-        base_model = df[(df["machine"] == machine) & (df["model_sha256"] == base_sha)]["model"]
+        base_model = df.loc[(df["machine"] == machine) & (df["model_sha256"] == base_sha), "model"]
         base_label = str(base_model.iloc[0]) if not base_model.empty else ""
         for w in dict.fromkeys(fam["workload"]):
             g = rows.newest(df[(df["machine"] == machine) & (df["workload"] == w) & (df["kind"] == "llm")])

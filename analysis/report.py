@@ -66,8 +66,8 @@ def measured_section(df: pd.DataFrame) -> Section:
     in_process = df[(df["kind"] != "endpoint") & ((df["kind"] != "llm") | df["test"].map(request_test))]
     body = []
     for key, g in rows.groups(in_process):
-        versions = in_process[(in_process["machine"] == key["machine"])
-                              & (in_process["workload"] == key["workload"])]["suite_version"]
+        versions = in_process.loc[(in_process["machine"] == key["machine"])
+                                  & (in_process["workload"] == key["workload"]), "suite_version"]
         thr = []
         for col in columns.headline(key["kind"]):
             if col.name in g and g[col.name].notna().any():
