@@ -131,8 +131,8 @@ COMMON = [
     C("net_energy_j", "energy", float, "J", "energy_j - idle_power_w x wall_s", derive=_net_energy, signed=True),
     C("avg_power_w", "energy", float, "W", "energy_j / wall_s"),
     C("peak_power_w", "energy", float, "W", "highest sampled power in the window"),
-    C("flags", "energy", str, "", "gpu_lost, nvml_counter_vs_power_mismatch, sampler_error, wall_unavailable "
-      "(; separated)"),
+    C("flags", "energy", str, "", "gpu_lost, nvml_counter_vs_power_mismatch, sampler_error, wall_unavailable, "
+      "wall_counter_reset (; separated)"),
     C("wall_energy_j", "energy", float, "J", "energy of the window at the wall: the whole box through its smart plug "
       "(beside energy_j, not added to it); empty when no plug is configured or it did not answer", better="lower"),
     C("wall_avg_power_w", "energy", float, "W", "wall_energy_j / wall_s"),

@@ -150,6 +150,7 @@ def test_a_counter_reset_is_a_reset_not_negative_energy(plugs):
     assert part.resets == 1
     assert w.energy_j == pytest.approx(400 * (t1 - t0), rel=0.02) and w.energy_j > 0
     assert w.columns["wall_source"] == "shelly_power_integrated"  # the counter lost what came before the reset
+    assert w.flags == ["wall_counter_reset"]
 
 
 @pytest.mark.parametrize("url", ["http://10.0.0.5", "shelly://", "shelly://user:pw@10.0.0.5", "tasmota://h?token=x",

@@ -319,7 +319,8 @@ class WallPart(Part):
             energy, source = integ, f"{self.source}_power_integrated"
         cols = {"wall_energy_j": energy, "wall_avg_power_w": energy / duration_s if energy is not None and
                 duration_s > 0 else None, "wall_source": source if energy is not None else "none"}
-        return PartWindow(energy, cols, [] if energy is not None else ["wall_unavailable"])
+        flags = ([] if energy is not None else ["wall_unavailable"]) + (["wall_counter_reset"] if reset else [])
+        return PartWindow(energy, cols, flags)
 
     def _wait_past(self, t1: float) -> None:
         """Until the plug has answered (or failed) once after t1, so the window's end is covered (at most one poll
