@@ -150,7 +150,8 @@ def cmd_advise(args) -> int:
 
     from .advise import advise, render
 
-    for flag, v, ok, expected in (("--usd-per-kwh", args.usd_per_kwh, lambda x: x >= 0, "a price >= 0"),
+    for flag, v, ok, expected in (("--usd-per-kwh", args.usd_per_kwh, lambda x: 0 <= x <= MAX_USD_PER_KWH,
+                                   f"a price from 0 to {MAX_USD_PER_KWH:g}"),
                                   ("--hours-per-day", args.hours_per_day, lambda x: 0 < x <= 24,
                                    "a number of hours > 0 and <= 24")):
         if v is not None and not (math.isfinite(v) and ok(v)):
