@@ -555,7 +555,8 @@ def cmd_cost(args) -> int:
             "monthly": {"energy_usd": local.energy_usd, "idle_usd": local.idle_usd, "running_usd": local.total_usd,
                         "amortization_usd": None if own else local.amortization_usd,
                         "all_in_usd": local.total_usd if own else local.all_in_usd},
-            "breakeven_months": be, "over_capacity": local.over_capacity,
+            # owned hardware has nothing to pay back: no break-even, as the text says ("from day one")
+            "already_own": own, "breakeven_months": None if own else be, "over_capacity": local.over_capacity,
             "capacity_per_day": local.capacity_per_day, "busy_hours_per_day": local.busy_hours_per_day,
             "idle_wall_w": b.idle_wall_w, "psu_efficiency": b.psu_efficiency, "platform_busy_w": b.platform_busy_w,
             "wall_basis": "measured at the wall" if any(v.startswith("measured at the wall")

@@ -323,6 +323,12 @@ def test_cost_verdict_assumptions_and_framings():
                                         f"one at 1,500 requests/day (API ${api:,.2f} vs local running "
                                         f"${energy + idle60:,.2f}); fits its capacity")
     assert "  idle at the wall: 60 W  [--idle-w]" in r.stdout and "hardware: sunk (--already-own)" in r.stdout
+    # and the same answer as JSON: nothing to pay back, so no break-even
+    import json
+
+    c = json.loads(run_cli(*base, "--already-own", "--idle-w", "60", "--json").stdout)
+    assert c["already_own"] is True and c["breakeven_months"] is None
+    assert c["monthly"]["running_usd"] == pytest.approx(energy + idle60) and c["monthly"]["amortization_usd"] is None
 
 
 def test_cost_named_rows_that_cannot_be_used_exit_2(committed_results):
