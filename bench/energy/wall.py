@@ -247,10 +247,13 @@ class WallPart(Part):
 
     # -- polling
     def poll(self) -> None:
-        """One reading: power, and the counter accumulated across resets (a counter going backwards restarted)."""
+        """One reading: power, and the counter accumulated across resets (a counter going backwards restarted). The
+        plug read its meter somewhere between the request and its answer: the reading is timed at the midpoint, so a
+        slow network (or a busy box) does not shift every reading late."""
         t = self.clock()
         try:
             r = self.protocol.read()
+            t = (t + self.clock()) / 2
         except Exception as e:  # noqa: BLE001 - whatever a plug answers, the polling goes on and the window is flagged
             why = str(e) if isinstance(e, PlugError) else \
                 f"{self.protocol.describe()}: unexpected answer ({type(e).__name__})"
