@@ -72,8 +72,9 @@ def test_each_workload_runs_in_its_own_process_and_windows_are_the_childs(tmp_pa
     for pid in (a, b):  # each child exited after its workload
         assert not Path(f"/proc/{pid}").exists()
     rows = read_rows(outcome.path)
-    # the child's own edges around a 10 ms run: the pipe's round trip is outside the window
-    assert all(0.009 < float(r["wall_s"]) < 0.05 for r in rows)
+    # the child's own edges around a 10 ms run (the pipe's round trip is outside the window); the upper bound leaves
+    # room for a loaded 2-core machine
+    assert all(0.009 < float(r["wall_s"]) < 0.5 for r in rows)
     assert len(outcome.skews_s) == 4 and all(s >= 0 for s in outcome.skews_s)
 
 

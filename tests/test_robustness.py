@@ -630,10 +630,11 @@ def test_a_remote_server_gets_no_energy_and_says_so():
 
 def test_unreachable_server_is_found_before_the_idle_baseline_and_no_empty_file_is_left(write_suite, tmp_path):
     suite = write_suite(EP_SUITE.format(name="gone", url="http://127.0.0.1:9/v1", timeout=5).replace(
-        "idle_s = 0", "idle_s = 3"))
+        "idle_s = 0", "idle_s = 30"))
     t0 = time.monotonic()
     r = run_cli("run", suite, "--results-dir", tmp_path / "res", "--no-progress")
-    assert time.monotonic() - t0 < 3  # no idle baseline was measured for nothing
+    # no 30 s idle baseline was measured for nothing (a bound no loaded machine comes near, unlike a few seconds)
+    assert time.monotonic() - t0 < 30
     assert r.returncode == 2 and "http://127.0.0.1:9/v1: unreachable" in r.stderr
     assert r.stderr.count("unreachable (ConnectError)") == 1  # each error printed once
     assert "idle power" not in r.stderr
