@@ -223,21 +223,23 @@ def test_tasmota_total_is_kilowatt_hours():
 
 
 def test_tasmota_counter_prices_a_window_it_resolves():
-    """A 3.6 MW trace moves a Tasmota's 1 Wh counter 1,000 times a second: the counter path is taken (exactly)."""
+    """A 3.6 MW trace moves a Tasmota's 1 Wh counter 1,000 times a second: the counter path is taken, in joules.
+    Each counter reading is timed at its request's midpoint; on a loaded 2-core CI box an answer can come back 50 ms
+    lopsided, so the bound is 10% of a 2 s window: a kWh read as Wh (or J) is off 1,000-fold and still fails."""
     p = Plug("tasmota", trace=Trace(base=3.6e6, amp=0), offset_j=5.0 * 3.6e6)
     part = WallPart(p.url, rate_hz=10.0)
     try:
         part.start()
         time.sleep(0.3)
         t0 = time.perf_counter()
-        time.sleep(1.0)
+        time.sleep(2.0)
         t1 = time.perf_counter()
         w = part.window(None, None, [], t1 - t0, t0=t0, t1=t1)
     finally:
         part.close()
         p.close()
     assert w.columns["wall_source"] == "tasmota_counter" and w.flags == []
-    assert w.energy_j == pytest.approx(3.6e6 * (t1 - t0), rel=0.03)
+    assert w.energy_j == pytest.approx(3.6e6 * (t1 - t0), rel=0.10)
 
 
 @pytest.mark.parametrize("failure, said", [
