@@ -62,8 +62,13 @@ def measured_section(df: pd.DataFrame) -> Section:
     if df.empty:
         sec.blocks.append("No result rows yet: run `make bench` and commit the file.")
         return sec
-    # quality passes and batching tests: their own sections
-    in_process = df[(df["kind"] != "endpoint") & ((df["kind"] != "llm") | df["test"].map(request_test))]
+    # quality passes and batching tests: their own sections. Only the columns this section reads are copied (a
+    # 200 MB results file must not be held twice)
+    need = set(rows.COMPARABLE) | {"file", "run_id", "ttft_s", "energy_j", "energy_source", "estimated", "energy_note",
+                                   "j_per_output_token", "idle_power_w"}
+    need |= {c.name for k in df["kind"].unique() for c in columns.headline(k)}
+    in_process = df.loc[(df["kind"] != "endpoint") & ((df["kind"] != "llm") | df["test"].map(request_test)),
+                        [c for c in df.columns if c in need]]
     body = []
     for key, g in rows.groups(in_process):
         versions = in_process.loc[(in_process["machine"] == key["machine"])

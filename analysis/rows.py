@@ -159,7 +159,9 @@ def _impossible(df: pd.DataFrame) -> dict[int, str]:
 def groups(df: pd.DataFrame, by: list[str] | None = None):
     """(key dict, rows) per comparable group, in file order."""
     by = by or COMPARABLE
-    df = df.assign(**{c: float("nan") for c in by if c not in df.columns})  # older files lack newer columns
+    missing = [c for c in by if c not in df.columns]
+    if missing:  # older files lack newer columns (assign copies the frame: only when it must)
+        df = df.assign(**{c: float("nan") for c in missing})
     for key, g in df.groupby(by, sort=False, dropna=False):
         yield dict(zip(by, key)), g
 

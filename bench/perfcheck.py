@@ -9,6 +9,8 @@ interleaved over several rounds so that drift of a shared machine hits all three
 ratios. Targets: harness / llama-bench >= 0.97, harness / bare loop >= 0.98. ``batched`` sets the harness's
 parallel-sequence decoding (``pp128+tg128xN``) against ``llama-batched-bench`` (target >= 0.95); ``quality`` its
 perplexity and KL divergence against ``llama-perplexity`` on the same files and text (target: within 2%).
+``report-memory`` repeats committed rows into one 200 MB results file and measures ``shadowbench report``'s peak
+memory on it (target: under 1 GB).
 """
 from __future__ import annotations
 
@@ -530,7 +532,8 @@ def quality_vs_llama_perplexity(args) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.perfcheck", description=__doc__.splitlines()[0])
     ap.add_argument("what", nargs="?", choices=["all", "llm", "sampler", "asr", "server", "batched", "external",
-                                                "quality", "embed", "synthetic"], default="all")
+                                                "quality", "embed", "synthetic", "report-memory"], default="all")
+    ap.add_argument("--mb", type=float, default=200, help="size of the report-memory entry's results file")
     ap.add_argument("--synthetic", default="llama3.1-8b-q4_k_m", help="the synthetic model of the synthetic entry")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--reps", type=int, default=3, help="repetitions per tool per round")
@@ -554,7 +557,56 @@ def main(argv=None) -> int:
         embed_vs_llama_server(args)
     if args.what in ("all", "synthetic"):
         synthetic_vs_llama_bench(args)
+    if args.what in ("all", "report-memory"):
+        report_memory(args)
     return 0
+
+
+REPORT_MEMORY_TARGET_BYTES = 1 << 30
+# the command in a child that prints its own peak resident memory last (KiB), whatever the command printed
+_PEAK_RSS = """
+import resource, runpy, sys
+sys.argv = ["shadowbench", *sys.argv[1:]]
+try:
+    runpy.run_module("shadowbench", run_name="__main__")
+except SystemExit as e:
+    if e.code:
+        raise
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def report_memory(args) -> float:
+    """Peak resident memory of `shadowbench report` on one results file of ``--mb`` MB (committed rows repeated),
+    against the 1 GB target."""
+    src = max((p for p in Path("results").glob("*/*.csv") if not p.name.endswith(".power.csv")),
+              key=lambda p: p.stat().st_size, default=None)
+    if src is None:
+        console.print("report-memory: no committed results under results/ to repeat")
+        return float("nan")
+    header, *body = src.read_text().splitlines(keepends=True)
+    with tempfile.TemporaryDirectory(prefix="shadowbench-perf-") as tmp:
+        big = Path(tmp) / "results" / "box" / f"20261201T000000Z-{src.stem.split('-', 1)[1]}.csv"
+        big.parent.mkdir(parents=True)
+        target, size = args.mb * 1e6, 0
+        chunk = "".join(body)
+        with big.open("w") as f:
+            f.write(header)
+            while size < target:
+                f.write(chunk)
+                size += len(chunk)
+        n = sum(1 for _ in big.open()) - 1
+        console.print(f"report-memory: {big.stat().st_size / 1e6:.0f} MB, {n:,} rows (from {src})")
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", _PEAK_RSS, "report", "--results-dir", str(big.parents[1])],
+                             check=True, cwd=tmp, capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        peak = int(out.stdout.split()[-1]) * 1024  # ru_maxrss is in KiB on Linux
+    ratio = peak / REPORT_MEMORY_TARGET_BYTES
+    print_ratio_table("shadowbench report on a large results file", ("file MB", "rows", "peak GB", "wall s",
+                                                                     "peak / 1 GB target"),
+                      [f"{size / 1e6:.0f}", f"{n:,}", f"{peak / 1e9:.2f}", f"{wall:.0f}", f"{ratio:.2f}"])
+    return ratio
 
 
 SYNTH_SUITE = PERF_HEAD.replace("{name}", "perf-synthetic") + """
