@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 from bench.errors import ConfigError
 
-from . import catalog, cost, rows
+from . import catalog, cost, frame, rows
 
 KINDS = ("llm", *catalog.UNIT_KINDS)
 TASK_KEYS = {"name", "kind", "api", "units_per_day", "units_per_week", "units_per_month", "prompt_tokens",
              "output_tokens", "private", "needs", "workload"}
+# a mix's [scenario] (or [mix]) table: what it is, the scenario table's own keys, and the frame's options
+HEAD_KEYS = {"id", "title", "source", "build", "guide_verdict", "power", "requests_per_day", "all_api",
+             *frame.OPTION_KEYS}
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Mix:
     build: str | None
     tasks: tuple[Task, ...]
     guide_verdict: str = ""
+    options: frame.Options = frame.Options()
 
 
 def _num(path, key, v, ok, expected):
@@ -63,7 +67,14 @@ def load_mix(path: str | Path) -> Mix:
         raise ConfigError(path, "<file>", "an existing mix file", "<no such file>") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(path, "<syntax>", "valid TOML", f"<{e}>") from None
-    head = data.get("scenario") or data.get("mix") or {}
+    table = "scenario" if "scenario" in data else "mix"
+    head = data.get(table) or {}
+    for k in head:
+        if k not in HEAD_KEYS:
+            raise ConfigError(path, f"{table}.{k}", f"one of the known keys ({', '.join(sorted(HEAD_KEYS))})",
+                              "<an unknown key>")
+    options = frame.Options.from_mix(path, head)
+    options.check()
     raw = list(data.get("tasks", []))
     if "routes" in data:  # the routing pattern: routes are tasks at a share of the day's requests
         for i, r in enumerate(data["routes"]):
@@ -124,7 +135,7 @@ def load_mix(path: str | Path) -> Mix:
         except ConfigError as e:
             raise ConfigError(path, "scenario.build", e.expected, build) from None
     return Mix(path, head.get("title", path.stem), head.get("source", ""), build, tuple(tasks),
-               head.get("guide_verdict", ""))
+               head.get("guide_verdict", ""), options)
 
 
 # ------------------------------------------------------------------------------------------------ the advice
@@ -145,6 +156,8 @@ class Line:
     local_share: float = 0.0
     quality: str = ""
     extra_usd: float = 0.0  # a private task's local cost above its API price, per month
+    answer: frame.Answer | None = None  # the task alone, as `cost` answers it
+    workload: str | None = None  # the rows' workload that prices it
 
 
 @dataclass
@@ -174,6 +187,8 @@ class Advice:
     recommended: Total
     breakeven_months: float | None
     notes: list[str] = field(default_factory=list)
+    frame: frame.Frame | None = None
+    basis: str = ""
 
 
 @lru_cache(maxsize=1)
@@ -276,56 +291,49 @@ def _saving_per_second(ln: Line) -> float:
 
 
 def advise(path: str | Path, machine: str | None = None, build: str | None = None, results_dir: Path | None = None,
-           usd_per_kwh: float | None = None, hours_per_day: float | None = None, rows_df=None) -> Advice:
+           usd_per_kwh: float | None = None, hours_per_day: float | None = None, rows_df=None,
+           options: frame.Options | None = None) -> Advice:
     """The advice for a mix on a committed machine's rows (``machine``; ``rows_df``: rows already loaded) or on a
-    build's catalog figures (``build``, else the mix's own)."""
+    build's catalog figures (``build``, else the mix's own), in the frame of the mix's own keys with ``options``
+    (the command line's flags) on top: each task priced as `shadowbench cost` prices it alone."""
     mix = load_mix(path)
+    opts = mix.options.merged(options or frame.Options())
+    if usd_per_kwh is not None or hours_per_day is not None:
+        opts = opts.merged(frame.Options(usd_per_kwh=usd_per_kwh, hours_per_day=hours_per_day))
     df = None
+    results_dir = Path(results_dir or "results")
     if machine is not None:
-        df = rows_df if rows_df is not None else rows.load(Path(results_dir or "results"))[0]
+        df = rows_df if rows_df is not None else rows.load(results_dir)[0]
         if df.empty or machine not in set(df["machine"]):
             raise ConfigError("<command line>", "--machine", "a machine with committed rows (results/<machine>/)",
                               machine)
     bid = build or (catalog.machine_builds().get(machine) if machine else None) or mix.build
     if bid is None:
         raise ConfigError("<command line>", "--build", "a build (or a machine mapped to one in builds.toml)", None)
-    b = catalog.build(bid)
-    cal = None
-    if machine is not None:  # a smart plug's calibration replaces the build's PSU, platform and idle assumptions
-        from . import calibration
-
-        cal = calibration.load(Path(results_dir or "results"), machine)
-        if cal is not None:
-            b = cal.apply(b)[0]
-    if hours_per_day is not None:
-        b = replace(b, hours_per_day=hours_per_day)
-    hours = b.hours_per_day
-    kwh = catalog.tariff_usd_per_kwh() if usd_per_kwh is None else usd_per_kwh
-    days = cost.DAYS_PER_MONTH
+    fr = frame.build_frame(opts, bid)
     lines = []
-    units = []
     for t in mix.tasks:
-        unit, basis, workload = _local_unit(df, machine, b, t, mix.path)
-        units.append(unit)
+        unit, basis, workload = _local_unit(df, machine, fr.build, t, mix.path)
         price = catalog.llm_price(t.api) if t.kind == "llm" else catalog.unit_price(t.kind, t.api)
         per_task = price.request_usd(t.prompt_tokens, t.output_tokens) if t.kind == "llm" else price.usd_per_unit
-        lines.append(Line(t, per_task, per_task * t.per_day * days, unit, basis, None, None, None,
-                          quality=_quality(df, machine, t, workload) if unit is not None else ""))
-    # the measured idle baseline, as `cost` uses it (the wall's own idle reading first, where calibrated)
-    idle = next((u.idle_device_w for u in units if u is not None and u.idle_device_w is not None), None)
-    if idle is not None and (cal is None or cal.idle_w is None):
-        b = replace(b, idle_wall_w=idle / b.psu_efficiency)
+        ln = Line(t, per_task, per_task * t.per_day * cost.DAYS_PER_MONTH, unit, basis, None, None, None,
+                  quality=_quality(df, machine, t, workload) if unit is not None else "")
+        ln.workload = workload
+        lines.append(ln)
+    # measured rows frame the box as they do in `cost` (calibration, else the rows' idle baseline), once for the mix
+    first = next((ln for ln in lines if ln.unit is not None and ln.unit.basis.startswith("measured")), None)
+    if first is not None:
+        fr = frame.with_rows(fr, opts, first.unit, results_dir, machine, first.workload)
+    b, kwh, hours = fr.build, fr.usd_per_kwh, fr.hours
     for ln in lines:
         if ln.unit is None:
             continue
         if ln.unit.device_energy_j is None and not b.busy_wall_w:
             raise ConfigError("<command line>", "--build", f"a build with a busy wall-power figure for "
                               f"{ln.task.name} (no energy in its figures)", b.id)
-        ln.alone = cost.local_monthly(ln.unit, ln.task.per_day, b, kwh, days, hours)
-        ln.crossover = cost.crossover_volume(ln.api_per_task, ln.unit, b, kwh, days, hours_per_day=hours)
-        ln.payback = cost.crossover_volume(ln.api_per_task, ln.unit, b, kwh, days,
-                                           within_months=cost.lifetime_months(b), hours_per_day=hours)
-    # verdicts before capacity
+        ln.answer = frame.answer(fr, ln.api_per_task, ln.task.per_day, ln.unit)
+        ln.alone, ln.crossover, ln.payback = ln.answer.local, ln.answer.crossover, ln.answer.payback
+    # verdicts before capacity: local where the box costs less to run (the hardware is counted below, for the mix)
     wanted = []
     for ln in lines:
         t = ln.task
@@ -337,10 +345,11 @@ def advise(path: str | Path, machine: str | None = None, build: str | None = Non
                 ("; its local cost is not counted" if t.private else "")
         elif t.private:
             ln.verdict, ln.reason = "local", "private: local is mandatory"
-            ln.extra_usd = max(0.0, ln.alone.total_usd - ln.api_monthly)
+            ln.extra_usd = max(0.0, ln.alone.total_usd - ln.api_monthly * ln.answer.served_per_day / t.per_day
+                               if t.per_day > 0 else 0.0)
             if ln.extra_usd > 0:
                 ln.reason += f", at ${ln.extra_usd:,.2f}/month more than {t.api} for this task alone"
-        elif ln.crossover is not None and t.per_day >= ln.crossover:
+        elif ln.answer.running_saving_usd > 0:
             ln.verdict = "local"
             ln.reason = (f"{t.per_day:,.4g}/day is above the crossover: this box runs it cheaper than {t.api} from "
                          f"{cost.fmt_volume(ln.crossover)}/day")
@@ -350,7 +359,34 @@ def advise(path: str | Path, machine: str | None = None, build: str | None = Non
                          f"only from {cost.fmt_volume(ln.crossover)}/day" if ln.crossover is not None else
                          f"no volume this box can serve runs it cheaper than {t.api}")
         wanted.append(1.0 if ln.verdict == "local" and ln.unit is not None else 0.0)
+
+    def total(sh: list[float], everything_api: bool = False) -> Total:
+        # a private task without local figures stays local (its cost uncounted, said in a note), never on an API
+        api = sum(ln.api_monthly * (1 - s) for ln, s in zip(lines, sh)
+                  if everything_api or not (ln.task.private and ln.unit is None))
+        local = _combined(lines, sh, b, kwh, hours)
+        amort = (fr.amortization_usd or 0.0) if local is not None else 0.0
+        return Total(api, local, amort)
+
+    all_api = total([0.0] * len(lines), everything_api=True)
     shares = _fit(lines, wanted, hours)
+    rec = total(shares)
+    # the hardware: unless it is owned (or private work needs the box anyway), the box is recommended only where the
+    # mix pays it back within its life; each task that only saves running cost then goes back to its API
+    needs_box = fr.already_own or any(ln.task.private for ln in lines)
+    if (not needs_box and rec.local is not None and fr.amortization_usd is not None
+            and rec.all_in_usd >= all_api.all_in_usd):
+        be = cost.breakeven_months(b.hardware_usd, all_api.api_usd, rec.running_usd)
+        why = (f"the box does not pay back on this mix: all-in ${rec.all_in_usd:,.2f}/month against all API "
+               f"${all_api.all_in_usd:,.2f} (break-even {cost.fmt_months(be)}, its life {b.lifetime_years:g} years)")
+        for i, ln in enumerate(lines):
+            if wanted[i] > 0:
+                wanted[i] = 0.0
+                ln.verdict = "API"
+                ln.reason = (f"cheaper to run locally, but {why}; this task alone pays it back from "
+                             f"{cost.fmt_volume(ln.payback)}/day")
+        shares = _fit(lines, wanted, hours)
+        rec = total(shares)
     for ln, w, s in zip(lines, wanted, shares):
         ln.local_share = s
         if w > 0 and s < w - 1e-12:
@@ -360,44 +396,38 @@ def advise(path: str | Path, machine: str | None = None, build: str | None = Non
             else:
                 ln.verdict = "hybrid"
                 ln.reason += f"; over capacity: {1 - s:.0%} ({(1 - s) * ln.task.per_day:,.4g}/day) overflows to the API"
-    def total(sh: list[float], everything_api: bool = False) -> Total:
-        # a private task without local figures stays local (its cost uncounted, said in a note), never on an API
-        api = sum(ln.api_monthly * (1 - s) for ln, s in zip(lines, sh)
-                  if everything_api or not (ln.task.private and ln.unit is None))
-        local = _combined(lines, sh, b, kwh, hours)
-        amort = (cost.amortization_monthly(b) or 0.0) if local is not None else 0.0
-        return Total(api, local, amort)
     allowed = [0.0 if ln.task.frontier or ln.unit is None else 1.0 for ln in lines]
-    rec = total(shares)
-    all_api = total([0.0] * len(lines), everything_api=True)
-    be = cost.breakeven_months(b.hardware_usd, all_api.api_usd, rec.running_usd) if rec.local is not None else None
-    notes = []
-    if cal is not None:
-        notes.append(f"wall power measured at the wall ({cal.path}): wall ÷ devices {cal.ratio:.3f}"
-                     + (f", idle {cal.idle_w:.1f} W" if cal.idle_w is not None else ""))
+    be = None
+    if rec.local is not None and not fr.already_own:
+        be = cost.breakeven_months(b.hardware_usd, all_api.api_usd, rec.running_usd)
+    notes = [w.removeprefix("warning: ") for w in fr.warnings]
+    if fr.wall_measured:
+        notes.append("wall power " + next(v for v in fr.sources.values() if str(v).startswith("measured at the wall")))
     elif machine is not None:
         notes.append("wall power assumed (builds.toml: PSU efficiency, platform and idle watts); `shadowbench "
                      "calibrate` with a smart plug measures them")
     if any(ln.unit is None and ln.task.private for ln in lines):
         notes.append("a private task has no local figures on this box: the totals leave its local cost out")
-    return Advice(mix, b, machine, kwh, lines, all_api, total(_fit(lines, allowed, hours)), rec, be, notes)
+    basis = (f"measured rows of {machine}" if first is not None else f"{b.id}'s published speed figures (builds.toml)")
+    return Advice(mix, b, machine, kwh, lines, all_api, total(_fit(lines, allowed, hours)), rec, be, notes, fr,
+                  basis)
 
 
 def render(a: Advice) -> str:
     g = guide_thresholds()
-    where = (f"machine {a.machine} (its rows; build {a.build.id})" if a.machine
-             else f"build {a.build.id} (catalog figures)")
-    out = [f"advise: {a.mix.title}" + (f" ({a.mix.source})" if a.mix.source else ""),
-           f"on {where}; electricity ${a.usd_per_kwh:g}/kWh; on {a.build.hours_per_day:g} h/day; {cost.CALENDAR}", ""]
+    from bench import kinds
+
+    out = [f"advise: {a.mix.title}" + (f" ({a.mix.source})" if a.mix.source else ""), a.frame.words(a.basis), ""]
+    out += [f"warning: {n}" for n in a.notes if "not mapped to build" in n]
     for ln in a.lines:
         t = ln.task
         shape = f" of {t.prompt_tokens}+{t.output_tokens} tokens" if t.kind == "llm" else ""
-        unit = {"llm": "requests", "stt": "audio minutes", "tts": "characters", "image": "images"}[t.kind]
+        unit = kinds.by_price_kind(t.kind).PRICING.unit + "s"
         out.append(f"- {t.name}: {t.per_day:,.4g} {unit}/day{shape} -> {ln.verdict.upper()}: {ln.reason}")
         extra = [f"API {t.api} ${ln.api_monthly:,.2f}/month"]
         if ln.alone is not None:
             extra.append(f"local alone ${ln.alone.total_usd:,.2f}/month running ({ln.basis})")
-            if a.build.hardware_usd is not None:
+            if a.build.hardware_usd is not None and not a.frame.already_own:
                 extra.append(f"the box pays back within {a.build.lifetime_years:g} years from "
                              f"{cost.fmt_volume(ln.payback)}/day")
         if ln.quality:
@@ -416,6 +446,10 @@ def render(a: Advice) -> str:
                    + ("  OVER CAPACITY" if tot.local is not None and tot.local.over_capacity else ""))
     if a.recommended.local is None:
         out.append("the recommended mix needs no box: everything goes to the APIs")
+    elif a.frame.already_own:
+        saves = a.all_api.api_usd - a.recommended.running_usd
+        out.append(f"the box is already owned: the recommended mix saves ${saves:,.2f}/month against all API from "
+                   "day one")
     elif a.build.hardware_usd is None:
         out.append("break-even of the box for the recommended mix: n/a (no hardware price)")
     else:
@@ -425,5 +459,5 @@ def render(a: Advice) -> str:
     out.append(f"the guide's thresholds: {g['text']} ({g['source']})")
     if a.mix.guide_verdict:
         out.append(f"the guide's verdict for this case: {a.mix.guide_verdict}")
-    out += [f"note: {n}" for n in a.notes]
+    out += [f"note: {n}" for n in a.notes if "not mapped to build" not in n]
     return "\n".join(out)

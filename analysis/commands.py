@@ -25,6 +25,17 @@ def question_arguments(c, required: bool) -> None:
     c.add_argument("--machine", help="results/<machine> whose rows to use (default: the build's machines)")
     c.add_argument("--workload", help="workload whose rows to use")
     c.add_argument("--results-dir", default="results")
+    frame_arguments(c)
+    c.add_argument("--ttft-p95", type=float, default=None, metavar="S",
+                   help="serve under a latency target: price requests at the measured endpoint step with the highest "
+                        "throughput whose time-to-first-token p95 is at most S seconds (default 2 with --itl-p95)")
+    c.add_argument("--itl-p95", type=float, default=None, metavar="S",
+                   help="... and whose inter-token latency p95 is at most S seconds (default 0.2 with --ttft-p95)")
+
+
+def frame_arguments(c) -> None:
+    """The flags that frame a question (analysis/frame.py): electricity, hours, the hardware and the box's watts,
+    already owned, on anyway. `cost`, `advise` and `report` take the same ones."""
     c.add_argument("--usd-per-kwh", type=float)
     c.add_argument("--tou", metavar="TABLE", help='a time-of-use tariff instead of --usd-per-kwh: "0-7:0.10,7-23:0.31,'
                    '23-24:0.10" (hours from-to: $/kWh, covering the day once); the box\'s energy is priced at the mean '
@@ -42,11 +53,6 @@ def question_arguments(c, required: bool) -> None:
                    help="the hardware is already paid for: the answer is the monthly saving from day one")
     c.add_argument("--box-on-anyway", action="store_true",
                    help="the box is on anyway: only the device's own idle draw (device_idle_w) is charged")
-    c.add_argument("--ttft-p95", type=float, default=None, metavar="S",
-                   help="serve under a latency target: price requests at the measured endpoint step with the highest "
-                        "throughput whose time-to-first-token p95 is at most S seconds (default 2 with --itl-p95)")
-    c.add_argument("--itl-p95", type=float, default=None, metavar="S",
-                   help="... and whose inter-token latency p95 is at most S seconds (default 0.2 with --ttft-p95)")
 
 
 def register(sub) -> None:
@@ -80,12 +86,11 @@ def register(sub) -> None:
     ad = sub.add_parser("advise", help="the guides' decision framework on your mix of work: per task local, API or "
                         "hybrid and why, and the month's totals")
     ad.add_argument("mix", help="a mix file (analysis/scenarios/case-*.toml are the guides' case studies)")
-    box = ad.add_mutually_exclusive_group()
-    box.add_argument("--machine", help="price local work from this committed machine's rows (results/<machine>/)")
-    box.add_argument("--build", help="price it from this build's catalog figures (default: the mix's build)")
+    ad.add_argument("--machine", help="price local work from this committed machine's rows (results/<machine>/)")
+    ad.add_argument("--build", help="the box's hardware, and its catalog figures where no rows price a task "
+                    "(default: the machine's build in builds.toml [machines], else the mix's build)")
     ad.add_argument("--results-dir", default="results")
-    ad.add_argument("--usd-per-kwh", type=float)
-    ad.add_argument("--hours-per-day", type=float)
+    frame_arguments(ad)  # on top of the same keys in the mix file's [scenario] table
     ad.set_defaults(func=cmd_advise)
 
     rp = sub.add_parser("report", help="write results/REPORT.md and its plots from every committed result file")
@@ -146,18 +151,11 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_advise(args) -> int:
-    import math
-
     from .advise import advise, render
+    from .frame import Options
 
-    for flag, v, ok, expected in (("--usd-per-kwh", args.usd_per_kwh, lambda x: 0 <= x <= MAX_USD_PER_KWH,
-                                   f"a price from 0 to {MAX_USD_PER_KWH:g}"),
-                                  ("--hours-per-day", args.hours_per_day, lambda x: 0 < x <= 24,
-                                   "a number of hours > 0 and <= 24")):
-        if v is not None and not (math.isfinite(v) and ok(v)):
-            raise ConfigError("<command line>", flag, expected, str(v))
     a = advise(args.mix, machine=args.machine, build=args.build, results_dir=Path(args.results_dir),
-               usd_per_kwh=args.usd_per_kwh, hours_per_day=args.hours_per_day)
+               options=Options.from_args(args))
     print(render(a))
     return 0
 
@@ -314,13 +312,9 @@ def params_billions(model: str) -> float | None:
     return float(m[1]) / (1000 if m[2].upper() == "M" else 1)
 
 
-# what a question may ask: far past any real box or bill, short of numbers that print as 300 digits
+# what a question may ask beyond its frame (the frame's own bounds are in analysis/frame.py)
 MAX_VOLUME = 1e12  # units (requests, audio minutes, characters, images, tokens) a day
 MAX_TOKENS = 10_000_000  # per request
-MAX_USD_PER_KWH = 100.0
-MAX_HARDWARE_USD = 1e9
-MAX_YEARS = 100
-MAX_WATTS = 1_000_000
 
 
 def _check_inputs(args) -> None:
@@ -333,46 +327,11 @@ def _check_inputs(args) -> None:
                lambda v: 0 <= v <= MAX_TOKENS, f"a whole number from 0 to {MAX_TOKENS:,}"),
               ("--output-tokens", args.output_tokens,
                lambda v: 0 <= v <= MAX_TOKENS, f"a whole number from 0 to {MAX_TOKENS:,}"),
-              ("--hours-per-day", args.hours_per_day, lambda v: 0 < v <= 24, "a number of hours > 0 and <= 24"),
-              ("--usd-per-kwh", args.usd_per_kwh,
-               lambda v: 0 <= v <= MAX_USD_PER_KWH, f"a price from 0 to {MAX_USD_PER_KWH:g}"),
               ("--ttft-p95", args.ttft_p95, lambda v: v > 0, "a number of seconds > 0"),
-              ("--hardware-usd", args.hardware_usd,
-               lambda v: 0 <= v <= MAX_HARDWARE_USD, f"a price from 0 to {MAX_HARDWARE_USD:.0e}"),
-              ("--lifetime-years", args.lifetime_years,
-               lambda v: 0 < v <= MAX_YEARS, f"a number of years > 0 and <= {MAX_YEARS}"),
-              ("--idle-w", args.idle_w, lambda v: 0 <= v <= MAX_WATTS, f"watts from 0 to {MAX_WATTS:,}"),
-              ("--busy-w", args.busy_w, lambda v: 0 <= v <= MAX_WATTS, f"watts from 0 to {MAX_WATTS:,}"),
-              ("--psu-efficiency", args.psu_efficiency, lambda v: 0 < v <= 1, "a fraction > 0 and <= 1"),
-              ("--platform-w", args.platform_w, lambda v: 0 <= v <= MAX_WATTS, f"watts from 0 to {MAX_WATTS:,}"),
-              ("--itl-p95", args.itl_p95, lambda v: v > 0, "a number of seconds > 0"),
-              ("--on-from", args.on_from, lambda v: 0 <= v < 24, "an hour >= 0 and < 24")]
+              ("--itl-p95", args.itl_p95, lambda v: v > 0, "a number of seconds > 0")]
     for flag, v, ok, expected in checks:
         if v is not None and not (math.isfinite(v) and ok(v)):
             raise ConfigError("<command line>", flag, expected, str(v))
-
-
-def parse_tou(text: str) -> list[tuple[float, float, float]]:
-    """``"0-7:0.10,7-23:0.31,23-24:0.10"`` -> [(0, 7, 0.10), ...]; ConfigError unless the rows cover 0–24 once, in
-    order, at prices >= 0."""
-    import math
-
-    rows_, at = [], 0.0
-    expected = 'hour ranges with prices covering 0-24 in order, like "0-7:0.10,7-23:0.31,23-24:0.10"'
-    try:
-        for part in text.split(","):
-            span, rate = part.split(":")
-            a, b = (float(x) for x in span.split("-"))
-            r = float(rate)
-            if a != at or not (a < b <= 24) or not (math.isfinite(r) and r >= 0):
-                raise ValueError(part)
-            rows_.append((a, b, r))
-            at = b
-    except ValueError:
-        raise ConfigError("<command line>", "--tou", expected, text) from None
-    if at != 24:
-        raise ConfigError("<command line>", "--tou", expected, text)
-    return rows_
 
 
 def _api_price(kind: str, api: str):
@@ -400,30 +359,10 @@ def _api_price(kind: str, api: str):
     return catalog.unit_price(kind, api)
 
 
-def _framed_build(args, b0):
-    """The build with the user's figures and framing, and where each figure that decides the answer comes from."""
-    from dataclasses import replace
-
-    src = f"builds.toml {b0.id}"
-    fields = {"hardware_usd": "hardware_usd", "lifetime_years": "lifetime_years", "idle_w": "idle_wall_w",
-              "busy_w": "busy_wall_w", "psu_efficiency": "psu_efficiency", "platform_w": "platform_busy_w",
-              "hours_per_day": "hours_per_day"}
-    over = {f: getattr(args, a) for a, f in fields.items() if getattr(args, a) is not None}
-    b = replace(b0, **over)
-    sources = {f: ("--" + a.replace("_", "-") if f in over else src) for a, f in fields.items()}
-    if args.box_on_anyway:
-        if b.device_idle_w is None:
-            raise ConfigError("<command line>", "--box-on-anyway", "a build with the device's own idle draw "
-                              "(device_idle_w in builds.toml), or --idle-w", b.id)
-        if "idle_wall_w" not in over:
-            b = replace(b, idle_wall_w=b.device_idle_w)
-            sources["idle_wall_w"] = f"{src} device_idle_w (the box is on anyway: only the device's idle is added)"
-    return b, sources
+BASIS_WORDS = {"anchor": "the build's published speed figure (builds.toml)", "guide": "the guide's flat power figure"}
 
 
 def cmd_cost(args) -> int:
-    from dataclasses import replace
-
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
@@ -431,20 +370,14 @@ def cmd_cost(args) -> int:
     from bench import kinds
 
     from . import catalog, cost
+    from . import frame as fr_
 
     _check_inputs(args)
-    b, sources = _framed_build(args, catalog.build(args.build))
+    opts = fr_.Options.from_args(args)
+    fr = fr_.build_frame(opts, args.build)
+    b, hours = fr.build, fr.hours
     price = _api_price(args.kind, args.api)
     days = cost.DAYS_PER_MONTH
-    hours = b.hours_per_day
-    if args.tou is not None:
-        if args.usd_per_kwh is not None:
-            raise ConfigError("<command line>", "--tou", "either --tou or --usd-per-kwh, not both", args.tou)
-        kwh = cost.tou_usd_per_kwh(parse_tou(args.tou), hours, args.on_from)
-        kwh_src = f"--tou {args.tou}: the mean of the {hours:g} h on from {args.on_from:g}:00"
-    else:
-        kwh = args.usd_per_kwh if args.usd_per_kwh is not None else catalog.tariff_usd_per_kwh()
-        kwh_src = "--usd-per-kwh" if args.usd_per_kwh is not None else "builds.toml [tariff] (the guides' price)"
     n = args.requests_per_day
     pricing = kinds.by_price_kind(args.kind).PRICING
     what, units = pricing.unit, pricing.unit + "s"
@@ -457,7 +390,6 @@ def cmd_cost(args) -> int:
         per_task = price.usd_per_unit
         api_basis = f"{price.id} at ${price.usd_per_unit:g} per {price.unit} ({price.source}, as of {price.as_of})"
     retired = catalog.retirement(price.id)
-    api_month = per_task * n * days
     lines: list[str] = []  # printed after the verdict
 
     mode = args.local_power
@@ -477,33 +409,14 @@ def cmd_cost(args) -> int:
             raise ConfigError(args.results_dir, "--local-power measured",
                               f"result rows of kind {args.kind} for build {b.id} (see [machines] in builds.toml) or "
                               "--machine", "<no such rows>")
-        if unit is not None and args.machine and catalog.machine_builds().get(args.machine) != b.id:
-            lines.append(f"warning: machine {args.machine} is not mapped to build {b.id} in builds.toml [machines]: "
-                         "its rows price a box they were not measured on")
         ref_model = b.anchor_llm.get("model", "") if args.kind == "llm" else ""
         got, want = (params_billions(unit.model), params_billions(ref_model)) if unit is not None else (None, None)
         if got is not None and want is not None and got * 10 < want:
             lines.append(f"warning: the rows are of {unit.model} (~{got:g}B parameters); build {b.id}'s reference "
                          f"model is {ref_model} ({want:g}B): these speeds and energies are not that model's")
-        cal = None
-        if unit is not None:
-            from . import calibration
-
-            mapped = [m for m, bid in catalog.machine_builds().items() if bid == b.id]
-            cal = calibration.load(Path(args.results_dir), args.machine or (mapped[0] if len(mapped) == 1 else None))
-        if cal is not None:  # the plug's measurements replace the build's assumptions (the user's flags still win)
-            b2, said = cal.apply(b, args.workload)
-            for field_, flag in (("psu_efficiency", args.psu_efficiency), ("platform_busy_w", args.platform_w),
-                                 ("idle_wall_w", args.idle_w if not args.box_on_anyway else b.idle_wall_w)):
-                if flag is None and field_ in said:
-                    b = replace(b, **{field_: getattr(b2, field_)})
-                    sources[field_] = said[field_]
-        elif (unit is not None and unit.idle_device_w is not None and args.idle_w is None
-                and not args.box_on_anyway):
-            idle = unit.idle_device_w / b.psu_efficiency
-            b = replace(b, idle_wall_w=idle)
-            sources["idle_wall_w"] = ("the rows' measured idle baseline ÷ PSU efficiency"
-                                      + (" (ESTIMATED)" if unit.estimated else ""))
+        fr = fr_.with_rows(fr, opts, unit, Path(args.results_dir), args.machine, args.workload)
+        b = fr.build
+    lines = list(fr.warnings) + lines
     for p in problems:
         lines.append(f"warning: skipped a results file: {p}")
     anchor = None
@@ -513,9 +426,16 @@ def cmd_cost(args) -> int:
         pass
     if unit is None and mode in ("auto", "anchor"):
         unit = anchor
-    if unit is None and mode in ("auto", "guide") and b.guide_power_usd_per_month is not None:
-        local = cost.guide_local_monthly(b, anchor, n)  # capacity from the build's speed figure, where it has one
+    flat = unit is None and mode in ("auto", "guide") and b.guide_power_usd_per_month is not None
+    if flat:  # the build's speed figure, where it has one, checks capacity only
+        ans = fr_.answer(fr, per_task, n, anchor, flat=True)
+        local = ans.local
         basis = f"{local.note}; rows used: none"
+        note = note or (f"the guide's flat ${b.guide_power_usd_per_month:g}/month power figure, as asked: not a "
+                        "measurement of this box" if mode == "guide" else
+                        f"the guide's flat ${b.guide_power_usd_per_month:g}/month stands in for {b.id}'s "
+                        f"{args.kind} running cost: no measured rows and no {args.kind} speed figure for this build; "
+                        "not a measurement, and the electricity price and hours do not change it")
     elif unit is None:
         raise ConfigError("<command line>", "--local-power", "a basis this build and kind have (measured rows, a "
                           "speed figure in builds.toml, or a guide power figure)", mode)
@@ -523,7 +443,8 @@ def cmd_cost(args) -> int:
         if unit.device_energy_j is None and not b.busy_wall_w:  # never a "0 J, $0.00" that looks measured
             raise ConfigError("<command line>", "--build", f"rows with energy, or a build with a busy wall-power "
                               f"figure; the rows have no energy and {b.id} has no busy_wall_w", b.id)
-        local = cost.local_monthly(unit, n, b, kwh, days, hours)
+        ans = fr_.answer(fr, per_task, n, unit)
+        local = ans.local
         from bench.energy.base import parts_words
 
         label = " (ESTIMATED energy)" if unit.estimated and not unit.parts else ""
@@ -534,81 +455,78 @@ def cmd_cost(args) -> int:
                     else "")
                  + f"{cost.wall_energy_j(unit, b):.4g} J at the wall; rows used: {unit.rows}"
                  + (f"; {local.note}" if local.note else ""))
-
-    # the verdict, in plain words, first
-    saving = api_month - local.total_usd
-    cap_words = ("fits its capacity" if not local.over_capacity and local.capacity_per_day is not None else
-                 "capacity not checked" if local.capacity_per_day is None else "EXCEEDS its capacity")
-    be = None if local.over_capacity else cost.breakeven_months(b.hardware_usd, api_month, local.total_usd)
+    measured = unit is not None and unit.basis.startswith("measured")
+    frame_basis = ("measured rows" + (" (ESTIMATED energy)" if unit.estimated and not unit.parts else "")
+                   if measured else
+                   BASIS_WORDS["guide" if flat else "anchor"])
     if getattr(args, "json", False):
         import json
 
         tc = local.per_task()
-        own = args.already_own
+        own = fr.already_own
         print(json.dumps({
-            "kind": args.kind, "tasks_per_day": n, "api": price.id, "build": b.id, "usd_per_kwh": kwh,
-            "hours_per_day": hours, "api_per_task_usd": per_task, "api_monthly_usd": api_month,
+            "kind": args.kind, "tasks_per_day": n, "api": price.id, "build": b.id, "usd_per_kwh": fr.usd_per_kwh,
+            "hours_per_day": hours, "api_per_task_usd": per_task, "api_monthly_usd": ans.api_monthly,
             "local_basis": local.basis, "estimated": bool(unit is not None and unit.estimated),
+            "frame": fr.words(frame_basis),
+            # the box's own figures, at the volume it serves (its capacity, over capacity)
             "per_task": {"energy_usd": tc.energy_usd, "idle_usd": tc.idle_usd, "running_usd": tc.running_usd,
                          "amortization_usd": None if own else tc.amortization_usd,
                          "all_in_usd": tc.running_usd if own else tc.all_in_usd},
             "monthly": {"energy_usd": local.energy_usd, "idle_usd": local.idle_usd, "running_usd": local.total_usd,
                         "amortization_usd": None if own else local.amortization_usd,
                         "all_in_usd": local.total_usd if own else local.all_in_usd},
+            # the answer: the box plus, over capacity, the overflow on the API
+            "decision": ans.decision, "decides_on": ans.decides_on, "served_per_day": ans.served_per_day,
+            "overflow_per_day": ans.overflow_per_day, "overflow_api_usd": ans.overflow_api_usd,
+            "running_usd": ans.running_usd, "all_in_usd": ans.all_in_usd if not own else ans.running_usd,
             # owned hardware has nothing to pay back: no break-even, as the text says ("from day one")
-            "already_own": own, "breakeven_months": None if own else be, "over_capacity": local.over_capacity,
+            "already_own": own, "breakeven_months": ans.breakeven_months, "over_capacity": ans.over_capacity,
+            "crossover_per_day": ans.crossover, "payback_per_day": ans.payback,
             "capacity_per_day": local.capacity_per_day, "busy_hours_per_day": local.busy_hours_per_day,
             "idle_wall_w": b.idle_wall_w, "psu_efficiency": b.psu_efficiency, "platform_busy_w": b.platform_busy_w,
-            "wall_basis": "measured at the wall" if any(v.startswith("measured at the wall")
-                                                        for v in sources.values()) else "assumed (builds.toml)",
+            "wall_basis": "measured at the wall" if fr.wall_measured else "assumed (builds.toml)",
             "warnings": lines + [f"note: {note}"] * bool(note)}))
         return 0
-    if local.over_capacity:
-        cap = local.capacity_per_day
-        verdict = (f"OVER CAPACITY: the box serves {cap:,.0f} {units}/day in {hours:g} h; {n - cap:,.0f}/day would "
-                   f"overflow to the API (${per_task * (n - cap) * days:,.2f}/month): no break-even at this volume")
-    elif args.already_own:
-        verdict = (f"the box you own {'saves' if saving > 0 else 'costs'} ${abs(saving):,.2f}/month from day one at "
-                   f"{n:,g} {units}/day (API ${api_month:,.2f} vs local running ${local.total_usd:,.2f}); "
-                   f"{cap_words}")
-    else:
-        verdict = (f"local {'saves' if saving > 0 else 'costs'} ${abs(saving):,.2f}/month to run at {n:,g} "
-                   f"{units}/day (API ${api_month:,.2f} vs local ${local.total_usd:,.2f}); "
-                   + ("break-even: n/a (no hardware price)" if b.hardware_usd is None else
-                      f"break-even: {cost.fmt_months(be)} for ${b.hardware_usd:,.0f} of hardware")
-                   + f"; {cap_words}")
-    if note.startswith("synthetic weights"):  # in the verdict line itself, not after it
+    verdict = ans.verdict(units)
+    if note.startswith("synthetic weights") or flat:  # in the verdict line itself, not after it
         verdict += f" [{note}]"
     print(f"verdict: {verdict}")
-    print(f"question: {n:,g} {units}/day{shape} on {b.label} ({b.id}) vs API {price.id}; {cost.CALENDAR}"
-          + ("; hardware already owned" if args.already_own else "")
-          + ("; the box is on anyway" if args.box_on_anyway else ""))
+    print(ans.running_words(units))
+    print(fr.words(frame_basis))
+    print(f"question: {n:,g} {units}/day{shape} on {b.label} ({b.id}) vs API {price.id}"
+          + ("; hardware already owned" if fr.already_own else "")
+          + ("; the box is on anyway" if fr.box_on_anyway else ""))
     if retired:
         print(f"note: {price.id} is {retired.label()} ({retired.source})")
     for line in lines:
         print(line)
 
-    # every figure that decides it, with its source
+    # every figure that decides it, with its source; a figure the basis does not use says so
     print("assumptions:")
-    measured = unit is not None and unit.basis.startswith("measured")
+    sources = fr.sources
+    unused = "not used (the guide's flat figure)" if flat else None
+    uses_device = unit is not None and unit.device_energy_j is not None and not flat
     figures = [
-        ("hardware", "sunk (--already-own)" if args.already_own else
+        ("hardware", "sunk (--already-own)" if fr.already_own else
          (f"${b.hardware_usd:,.0f}" if b.hardware_usd is not None else "no price"), sources["hardware_usd"]),
         ("lifetime", f"{b.lifetime_years:g} years", sources["lifetime_years"]),
         ("hours on", f"{hours:g} h/day", sources["hours_per_day"]),
-        ("idle at the wall", f"{b.idle_wall_w:g} W" if b.idle_wall_w is not None else "unknown: not charged",
-         sources["idle_wall_w"]),
-        ("busy at the wall", "from measured energy" if measured and unit.device_energy_j is not None
-         else f"{b.busy_wall_w:g} W", "result rows" if measured else sources["busy_wall_w"]),
-        ("PSU efficiency", f"{b.psu_efficiency:g}", sources["psu_efficiency"]),
-        ("rest of the platform while busy", f"{b.platform_busy_w:g} W", sources["platform_busy_w"]),
-        ("electricity", f"${kwh:g}/kWh", kwh_src),
+        ("idle at the wall", unused or (f"{b.idle_wall_w:g} W" if b.idle_wall_w is not None else
+                                        "unknown: not charged"), sources["idle_wall_w"]),
+        ("busy at the wall", unused or ("from measured energy" if uses_device else f"{b.busy_wall_w:g} W"),
+         "result rows" if uses_device else sources["busy_wall_w"]),
+        ("PSU efficiency", f"{b.psu_efficiency:g}" if uses_device else
+         "not used (no device energy: the busy wall watts stand for the whole box)", sources["psu_efficiency"]),
+        ("rest of the platform while busy", f"{b.platform_busy_w:g} W" if uses_device else
+         "not used (in the busy wall watts)", sources["platform_busy_w"]),
+        ("electricity", unused or f"${fr.usd_per_kwh:g}/kWh", fr.kwh_source),
         ("API price", api_basis, "dated catalog"),
     ]
     for name_, value, source in figures:
         print(f"  {name_}: {value}  [{source}]")
-    measured_wall = [v for v in sources.values() if v.startswith("measured at the wall")]
-    print("  wall power: " + (measured_wall[0].split(":")[0] if measured_wall else
+    print("  wall power: " + (next(v for v in sources.values() if str(v).startswith("measured at the wall"))
+                              .split(":")[0] if fr.wall_measured else
                               "assumed (builds.toml): PSU efficiency, platform and idle watts are not measured here; "
                               "`shadowbench calibrate` a machine with a smart plug to measure them"))
     if args.kind == "llm" and price.batch_in is not None:
@@ -628,45 +546,48 @@ def cmd_cost(args) -> int:
         t.add_column(c, justify=j)
     tc = local.per_task()
     money = lambda v, f=",.6f": "" if v is None else f"${v:{f}}"  # noqa: E731
-    t.add_row("API", money(per_task), money(api_month, ",.2f"), escape(price.id))
+    t.add_row("API", money(per_task), money(ans.api_monthly, ",.2f"), escape(price.id))
+    served = f" ({ans.served_per_day:,.0f}/day, the box's capacity)" if ans.over_capacity else ""
     if local.basis == "guide":
-        t.add_row("local running (guide's flat power)", money(tc.energy_usd), money(local.total_usd, ",.2f"), "")
+        t.add_row("local running (guide's flat power)", money(tc.energy_usd), money(local.total_usd, ",.2f"), served)
     else:
         t.add_row("local energy at the wall", money(tc.energy_usd), money(local.energy_usd, ",.2f"),
-                  f"{local.busy_hours_per_day:.2f} busy h/day")
+                  f"{local.busy_hours_per_day:.2f} busy h/day{served}")
         t.add_row("local idle share", money(tc.idle_usd), money(local.idle_usd, ",.2f"),
                   f"{max(0.0, hours - local.busy_hours_per_day):.2f} idle h/day at {b.idle_wall_w or 0:g} W")
         t.add_row("local running", money(tc.running_usd), money(local.total_usd, ",.2f"), "energy + idle")
-    if local.amortization_usd is not None and not args.already_own:
-        t.add_row("hardware amortization", money(tc.amortization_usd), money(local.amortization_usd, ",.2f"),
+    if ans.over_capacity:
+        t.add_row("overflow on the API", money(per_task), money(ans.overflow_api_usd, ",.2f"),
+                  f"{ans.overflow_per_day:,.0f}/day")
+    if ans.amortization_usd is not None and not fr.already_own:
+        t.add_row("hardware amortization", "", money(ans.amortization_usd, ",.2f"),
                   f"${b.hardware_usd:,.0f} over {b.lifetime_years:g} years")
-        t.add_row("local all-in", money(tc.all_in_usd), money(local.all_in_usd, ",.2f"), "running + amortization")
+        t.add_row("local all-in" + (" (box + overflow)" if ans.over_capacity else ""),
+                  money(ans.all_in_usd / (n * days) if n > 0 else None), money(ans.all_in_usd, ",.2f"),
+                  "running + amortization")
     Console(width=200, highlight=False).print(t)
     cap_text = (f"{local.capacity_per_day:,.0f} {units}/day in {hours:g} h" if local.capacity_per_day is not None
                 else "not checked (no speed figure for this build and kind)")
-    print(f"capacity: {cap_text}" + ("  (OVER CAPACITY at this volume)" if local.over_capacity else ""))
+    print(f"capacity: {cap_text}" + ("  (OVER CAPACITY at this volume: priced capped)" if ans.over_capacity else ""))
     print(f"local basis: {basis}")
-    if note and not note.startswith("synthetic weights"):  # that one is in the verdict line
+    if note and not (note.startswith("synthetic weights") or flat):  # that one is in the verdict line
         print(f"note: {note}")
-    if b.hardware_usd is not None and not args.already_own:
-        _sweep(n, per_task, unit if unit is not None else anchor, b, kwh, days,
-               local if local.basis == "guide" else None, units, hours)
+    if b.hardware_usd is not None and not fr.already_own:
+        _sweep(fr, per_task, n, unit if unit is not None else anchor, flat, units, ans)
     return 0
 
 
-def _sweep(n, per_task, unit, b, kwh, days, flat, units, hours) -> None:
-    """Break-even over a range of volumes around the question's, and the crossover volumes."""
+def _sweep(fr, per_task, n, unit, flat, units, ans) -> None:
+    """Break-even over a range of volumes around the question's (capped over capacity), and the crossover volumes."""
     from . import cost
+    from . import frame as fr_
 
-    flat_usd = flat.total_usd if flat is not None else None
     print(f"sweep ({units}/day: API / local running per month -> break-even):")
     for f in (0.1, 0.25, 0.5, 1, 2, 5, 10):
-        v = n * f
-        api, local, be, over = cost.breakeven_at(v, per_task, unit, b, kwh, days, flat_usd, hours)
-        print(f"  {v:>12,.0f}: ${api:>10,.2f} / ${local:>8,.2f} -> "
-              + ("over capacity: more than the box can serve in its hours on" if over else cost.fmt_months(be)))
-    cross = cost.crossover_volume(per_task, unit, b, kwh, days, flat_usd, hours_per_day=hours)
-    life = cost.crossover_volume(per_task, unit, b, kwh, days, flat_usd, within_months=cost.lifetime_months(b),
-                                 hours_per_day=hours)
-    print(f"crossover: local costs less to run than the API from {cost.fmt_volume(cross)} {units}/day; "
-          f"the hardware pays back within its {b.lifetime_years:g}-year life from {cost.fmt_volume(life)} {units}/day")
+        a = fr_.answer(fr, per_task, n * f, unit, flat=flat, volumes=False)
+        print(f"  {n * f:>12,.0f}: ${a.api_monthly:>10,.2f} / ${a.running_usd:>8,.2f} -> "
+              + cost.fmt_months(a.breakeven_months) + ("  (capped: the box at capacity + the overflow on the API)"
+                                                       if a.over_capacity else ""))
+    print(f"crossover: local costs less to run than the API from {cost.fmt_volume(ans.crossover)} {units}/day; "
+          f"the hardware pays back within its {fr.build.lifetime_years:g}-year life from "
+          f"{cost.fmt_volume(ans.payback)} {units}/day")

@@ -148,4 +148,10 @@ def test_one_task_on_the_3090_by_hand(write_suite):
     #   API 0.00585 n  =  local 600 W x seconds x n x 1e-6 + 75 W x (8 h x 3600 - seconds x n) x 1e-6
     #                  =  0.000913 n + 2.16     ->  n = 2.16 / 0.004937 = 437.5 requests/day
     assert ln.crossover == pytest.approx(2.16 / (0.00585 - 525 * seconds / 1e6), rel=1e-3)
-    assert a.recommended.amortization_usd == pytest.approx(1310 / (4 * 365.25 / 30))  # $26.90 over 48.7 months
+    amort = 1310 / (4 * 365.25 / 30)  # $26.90 a month over 48.7 months
+    assert a.all_local.amortization_usd == pytest.approx(amort)
+    # cheaper to run ($3.07 against $5.85), but all-in $29.97: the box never pays back within its life, so the API
+    assert a.all_local.all_in_usd == pytest.approx(3.0730 + amort, abs=1e-4)
+    assert ln.verdict == "API" and "does not pay back" in ln.reason and a.recommended.local is None
+    assert ln.answer.breakeven_months == pytest.approx(1310 / (5.85 - 3.0730), rel=1e-4)  # 471.7 months
+    assert ln.answer.decision == "API" and ln.answer.all_in_usd == pytest.approx(3.0730 + amort, abs=1e-4)

@@ -309,7 +309,7 @@ def test_cost_with_a_latency_target_answers_from_the_measured_curve(tmp_path):
 
 
 def test_time_of_use_is_the_mean_price_of_the_hours_on():
-    from analysis.commands import parse_tou
+    from analysis.frame import parse_tou
 
     table = parse_tou("0-7:0.10,7-23:0.31,23-24:0.10")
     assert table == [(0, 7, 0.10), (7, 23, 0.31), (23, 24, 0.10)]
@@ -322,7 +322,7 @@ def test_time_of_use_is_the_mean_price_of_the_hours_on():
 
 @pytest.mark.parametrize("text", ["0-7:0.1,8-24:0.2", "0-7:0.1", "7-24:0.1", "0-24:-1", "0-24", "0-25:0.1", ""])
 def test_bad_time_of_use_tables_are_refused(text):
-    from analysis.commands import parse_tou
+    from analysis.frame import parse_tou
     from bench.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--tou"):

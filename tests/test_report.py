@@ -1,6 +1,9 @@
 """The report on committed results, `shadowbench cost` and `prices` from the command line, bad results files."""
 
+import json
+
 import matplotlib.image as mpimg
+
 import pytest
 
 from analysis.report import write_report
@@ -83,13 +86,17 @@ def test_cost_cli_golden_and_rows_used(committed_results):
                 "--api", "claude-3-5-haiku", "--build", "rtx4060ti", "--local-power", "guide")
     assert r.returncode == 0, r.stderr
     verdict = r.stdout.splitlines()[0]
-    assert verdict == ("verdict: local saves $63.00/month to run at 2,000 requests/day (API $72.00 vs local $9.00); "
-                       "break-even: 11.7 months for $740 of hardware; fits its capacity")
+    # all-in: $9 flat power + $740 over 4 years ($15.20/month) = $24.20 against $72.00; 740 / 63 = 11.7 months
+    assert verdict == ("verdict: local is cheaper all-in: $24.20/month against the API's $72.00 at 2,000 requests/day "
+                       "($15.20 of hardware a month included); break-even 11.7 months for $740 of hardware, within its "
+                       "4-year life [the guide's flat $9/month power figure, as asked: not a measurement of this box]")
+    assert r.stdout.splitlines()[1].startswith("to run: local saves $63.00/month (API $72.00 vs local running $9.00)")
+    assert r.stdout.splitlines()[2].startswith("frame: the guide's flat power figure; rtx4060ti, $740 of hardware")
     assert "note: claude-3-5-haiku is retired 2026-02-19, successor claude-haiku-4-5" in r.stdout
     assert "capacity: 9,216 requests/day in 8 h" in r.stdout  # the guide mode checks capacity with the speed figure
     r = run_cli("cost", "--requests-per-day", 50, "--api", "claude-3-5-haiku", "--build", "rtx4060ti",
                 "--local-power", "guide")
-    assert "break-even: never" in r.stdout and "$1.80" in r.stdout
+    assert "the API is cheaper: $1.80/month against local all-in $24.20" in r.stdout and "break-even never" in r.stdout
     # measured rows of this box: named in the output, labeled as estimated energy
     r = run_cli("cost", "--requests-per-day", 2000, "--api", "claude-3-5-haiku", "--build", "ci-cpu-vm",
                 "--results-dir", committed_results, "--workload", "smollm2-135m-q4_1")
@@ -107,14 +114,25 @@ def test_cost_cli_golden_and_rows_used(committed_results):
     assert "in-process-parallel-smollm2" in r.stderr and "smollm2-135m-q4_1" in r.stderr
 
 
-def test_cost_cli_over_capacity_prints_no_break_even():
+def test_cost_cli_over_capacity_prices_the_capped_mix_with_its_break_even():
     r = run_cli("cost", "--requests-per-day", 20000, "--api", "claude-haiku-4-5", "--build", "rtx4060ti",
                 "--local-power", "anchor")
     assert r.returncode == 0, r.stderr
     verdict = r.stdout.splitlines()[0]
-    # 20,000 × 3.125 s is 17.4 busy hours; the box serves 8 × 3600 / 3.125 = 9,216 a day
-    assert verdict.startswith("verdict: OVER CAPACITY: the box serves 9,216 requests/day in 8 h; 10,784/day")
-    assert "break-even:" not in r.stdout and "months" not in verdict
+    # 20,000 × 3.125 s is 17.4 busy hours; the box serves 8 × 3600 / 3.125 = 9,216 a day, the other 10,784 go to
+    # the API at $0.0015 (500+200 tokens at $1/$5 per 1M): $485.28/month. The box at capacity: 8 h at 250 W busy
+    # is 2 kWh a day, $7.20/month at $0.12; no idle hours left. Running: $492.48 against $900.00 all-API.
+    assert verdict.startswith("verdict: OVER CAPACITY: the box serves 9,216 requests/day in 8 h; 10,784/day go to "
+                              "the API ($485.28/month); priced capped: local is cheaper all-in")
+    j = json.loads(run_cli("cost", "--requests-per-day", 20000, "--api", "claude-haiku-4-5", "--build", "rtx4060ti",
+                           "--local-power", "anchor", "--json").stdout)
+    assert j["served_per_day"] == pytest.approx(9216) and j["overflow_per_day"] == pytest.approx(10784)
+    assert j["overflow_api_usd"] == pytest.approx(10784 * 0.0015 * 30)
+    assert j["monthly"]["idle_usd"] == pytest.approx(0, abs=1e-9)
+    running = 10784 * 0.0015 * 30 + 8 * 250 / 1000 * 0.12 * 30
+    assert j["running_usd"] == pytest.approx(running) and running == pytest.approx(492.48)
+    assert j["breakeven_months"] == pytest.approx(740 / (900 - running))  # about 1.8 months
+    assert j["decision"] == "hybrid" and f"break-even {j['breakeven_months']:.1f} months" in verdict
     # with the guide's flat power, capacity still comes from the build's speed figure
     r = run_cli("cost", "--requests-per-day", 20000, "--api", "claude-haiku-4-5", "--build", "rtx4060ti",
                 "--local-power", "guide")
@@ -221,7 +239,7 @@ def test_cost_cli_speech_from_measured_rows(committed_results):
     assert "600 audio minutes/day" in r.stdout and "$108.00" in r.stdout  # 600 × 30 × $0.006
     assert "s busy per audio minute" in r.stdout and "ESTIMATED" in r.stdout
     assert "whisper-tiny.en/transcribe" in r.stdout
-    assert "break-even: n/a" in r.stdout  # a VM share has no hardware price
+    assert "(no hardware price: running cost only)" in r.stdout.splitlines()[0]  # a VM share has no hardware price
 
 
 def test_cost_cli_unknown_names_exit_2_with_close_matches():
@@ -297,14 +315,20 @@ def test_cost_verdict_assumptions_and_framings():
     busy_s = 150 / 115                                                    # 1.304 s at 600 W
     energy = 1500 * busy_s * 600 / 3.6e6 * 0.31 * 30                      # $3.03
     idle = 75 * (24 - 1500 * busy_s / 3600) / 1000 * 0.31 * 30            # $16.36
-    assert out[0] == (f"verdict: local saves ${api - energy - idle:,.2f}/month to run at 1,500 requests/day (API "
-                      f"${api:,.2f} vs local ${energy + idle:,.2f}); break-even: "
-                      f"{1310 / (api - energy - idle):.1f} months (2.6 years) for $1,310 of hardware; "
-                      "fits its capacity")
+    amort = 1310 / (4 * 365.25 / 30)                                      # $26.90 a month
+    be = 1310 / (api - energy - idle)                                     # 31.0 months
+    assert out[0] == (f"verdict: local is cheaper all-in: ${energy + idle + amort:,.2f}/month against the API's "
+                      f"${api:,.2f} at 1,500 requests/day (${amort:,.2f} of hardware a month included); break-even "
+                      f"{be:.1f} months (2.6 years) for $1,310 of hardware, within its 4-year life")
+    assert out[1].startswith(f"to run: local saves ${api - energy - idle:,.2f}/month (API ${api:,.2f} vs local "
+                             f"running ${energy + idle:,.2f})")
     for line in ("  hardware: $1,310  [builds.toml rtx3090]", "  lifetime: 4 years  [builds.toml rtx3090]",
                  "  hours on: 24 h/day  [--hours-per-day]", "  idle at the wall: 75 W  [builds.toml rtx3090]",
-                 "  busy at the wall: 600 W  [builds.toml rtx3090]", "  PSU efficiency: 0.87  [builds.toml rtx3090]",
-                 "  rest of the platform while busy: 60 W  [builds.toml rtx3090]",
+                 "  busy at the wall: 600 W  [builds.toml rtx3090]",
+                 # a speed figure's busy wall watts stand for the whole box: PSU and platform are not used
+                 "  PSU efficiency: not used (no device energy: the busy wall watts stand for the whole box)  "
+                 "[builds.toml rtx3090]",
+                 "  rest of the platform while busy: not used (in the busy wall watts)  [builds.toml rtx3090]",
                  "  electricity: $0.31/kWh  [--usd-per-kwh]"):
         assert line in out, line
     assert any(x.startswith("  API price: claude-haiku-4-5 at $1/$5 per 1M") for x in out)
@@ -313,15 +337,15 @@ def test_cost_verdict_assumptions_and_framings():
     # the box is on anyway: only the 3090's own 22 W idle is added
     r = run_cli(*base, "--box-on-anyway")
     idle_gpu = 22 * (24 - 1500 * busy_s / 3600) / 1000 * 0.31 * 30
-    assert r.stdout.splitlines()[0].startswith(
-        f"verdict: local saves ${api - energy - idle_gpu:,.2f}/month to run at 1,500 requests/day")
+    assert r.stdout.splitlines()[1].startswith(
+        f"to run: local saves ${api - energy - idle_gpu:,.2f}/month (API")
     assert f"{1310 / (api - energy - idle_gpu):.1f} months" in r.stdout.splitlines()[0]
     # already owned: the saving from day one, no break-even
     r = run_cli(*base, "--already-own", "--idle-w", "60")
     idle60 = 60 * (24 - 1500 * busy_s / 3600) / 1000 * 0.31 * 30
     assert r.stdout.splitlines()[0] == (f"verdict: the box you own saves ${api - energy - idle60:,.2f}/month from day "
-                                        f"one at 1,500 requests/day (API ${api:,.2f} vs local running "
-                                        f"${energy + idle60:,.2f}); fits its capacity")
+                                        f"one at 1,500 requests/day (API ${api:,.2f} vs local "
+                                        f"${energy + idle60:,.2f} running)")
     assert "  idle at the wall: 60 W  [--idle-w]" in r.stdout and "hardware: sunk (--already-own)" in r.stdout
     # and the same answer as JSON: nothing to pay back, so no break-even
     import json
@@ -350,7 +374,8 @@ def test_report_opens_with_the_users_question(committed_results, tmp_path):
     text = (tmp_path / "R.md").read_text()
     assert text.index("## Your question") < text.index("## Measured on the committed boxes")
     question = text.split("## Your question")[1]
-    assert "verdict: local saves" in question and "assumptions:" in question and "[builds.toml rtx3090]" in question
+    assert "verdict: local is cheaper all-in" in question and "assumptions:" in question
+    assert "[builds.toml rtx3090]" in question
     r = run_cli("report", "--results-dir", committed_results, "--requests-per-day", 1500)
     assert r.returncode == 2 and "expected all three for a question" in r.stderr
 

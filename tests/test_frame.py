@@ -1,0 +1,159 @@
+"""One pricing frame: `cost`, `cost --json` and `advise` on a one-task mix give the same answer to the same question,
+to the cent; decisions count the hardware unless it is owned; over capacity the capped mix is priced."""
+import json
+
+import pytest
+
+from analysis import frame
+from analysis.advise import advise, render
+from bench.errors import ConfigError
+
+from .conftest import FIXTURE_MACHINE, FIXTURE_ROWS, run_cli
+
+# (kind, volume/day, prompt, output, api, build, frame flags)
+QUESTIONS = [
+    ("llm", 600, 600, 150, "claude-haiku-4-5", "rtx3090", ["--usd-per-kwh", "0.31", "--hours-per-day", "24"]),
+    ("llm", 600, 600, 150, "claude-haiku-4-5", "rtx3090", ["--usd-per-kwh", "0.31", "--hours-per-day", "24",
+                                                           "--already-own"]),
+    ("llm", 1500, 600, 150, "claude-haiku-4-5", "rtx3090", ["--usd-per-kwh", "0.31", "--hours-per-day", "24",
+                                                            "--box-on-anyway"]),
+    ("llm", 20000, 500, 200, "claude-haiku-4-5", "rtx4060ti", []),  # over capacity: capped
+    ("llm", 1000, 500, 200, "gpt-4.1-mini", "rtx4060ti", ["--hardware-usd", "900", "--lifetime-years", "3"]),
+    ("llm", 3000, 2000, 400, "gpt-4o", "rtx4090-desktop", ["--tou", "0-7:0.10,7-23:0.31,23-24:0.10",
+                                                           "--on-from", "6", "--hours-per-day", "12"]),
+    ("llm", 200, 500, 200, "gpt-4o-mini", "rtx3060-pc", ["--idle-w", "20", "--busy-w", "180"]),
+    ("stt", 600, 0, 0, "whisper-1", "m1-or-rtx3060-1000", []),
+    ("image", 300, 0, 0, "dall-e-3", "rtx4080-desktop", ["--usd-per-kwh", "0.25"]),
+    ("tts", 2_000_000, 0, 0, "tts-1", "any-cpu-500", ["--already-own"]),
+]
+
+
+def _mix(tmp_path, kind, n, p, o, api, build) -> str:
+    shape = f"prompt_tokens = {p}\noutput_tokens = {o}\n" if kind == "llm" else ""
+    f = tmp_path / "one.toml"
+    f.write_text(f'[scenario]\ntitle = "one"\nbuild = "{build}"\n[[tasks]]\nname = "t"\nkind = "{kind}"\n'
+                 f'api = "{api}"\nunits_per_day = {n}\n{shape}')
+    return str(f)
+
+
+def _options(flags: list[str]) -> frame.Options:
+    import argparse
+
+    from analysis.commands import frame_arguments
+
+    ap = argparse.ArgumentParser()
+    frame_arguments(ap)
+    return frame.Options.from_args(ap.parse_args(flags))
+
+
+def _cents(v):
+    return None if v is None else round(v, 2)
+
+
+@pytest.mark.parametrize("q", QUESTIONS, ids=[f"{q[0]}-{q[1]}-{q[4]}-{q[5]}-{len(q[6])}" for q in QUESTIONS])
+def test_cost_json_cost_text_and_advise_agree_to_the_cent(q, tmp_path):
+    kind, n, p, o, api, build, flags = q
+    args = ["cost", "--kind", kind, "--requests-per-day", n, "--api", api, "--build", build, "--local-power",
+            "anchor", *flags] + (["--prompt-tokens", p, "--output-tokens", o] if kind == "llm" else [])
+    r = run_cli(*args, "--json")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    text = run_cli(*args).stdout
+    a = advise(_mix(tmp_path, kind, n, p, o, api, build), options=_options(flags))
+    [ln] = a.lines
+    own = "--already-own" in flags
+    # the same question: the same API bill, the same box, the same capped mix, the same break-even and decision
+    assert _cents(ln.api_monthly) == _cents(j["api_monthly_usd"])
+    assert _cents(a.all_local.running_usd) == _cents(j["running_usd"])
+    assert _cents(a.all_local.all_in_usd) == _cents(j["all_in_usd"])
+    assert _cents(ln.answer.breakeven_months) == _cents(j["breakeven_months"])
+    assert ln.answer.decision == j["decision"] and ln.verdict.lower() == j["decision"].lower()
+    assert a.frame.words("x").split("; ", 1)[1] == j["frame"].split("; ", 1)[1]  # the same frame, named alike
+    # the text says what the JSON says
+    assert f"${j['api_monthly_usd']:,.2f}" in text.splitlines()[0]
+    assert text.splitlines()[2] == j["frame"]
+    if own:
+        assert j["breakeven_months"] is None and "from day one" in text.splitlines()[0]
+    elif j["decision"] == "API":
+        assert text.startswith("verdict: the API is cheaper") or "priced capped: the API is cheaper" in text
+    else:
+        assert "local is cheaper all-in" in text.splitlines()[0]
+        assert j["breakeven_months"] <= 4 * 12.175 or "--lifetime-years" in flags
+    # the recommended mix is the decision's: all API, or the box (at capacity, the rest on the API)
+    if j["decision"] == "API":
+        assert a.recommended.local is None and _cents(a.recommended.all_in_usd) == _cents(j["api_monthly_usd"])
+    else:
+        assert _cents(a.recommended.all_in_usd) == _cents(j["all_in_usd"])
+        assert _cents(a.breakeven_months) == _cents(j["breakeven_months"])
+
+
+def test_a_3090_at_600_a_day_is_not_local_unless_it_is_owned(tmp_path):
+    """The audit's question: 600/day of 600+150 tokens to claude-haiku-4-5 on the rtx3090 build, $0.31/kWh, 24 h.
+    Cheaper to run ($17.80 against $24.30) but $44.70 all-in: break-even 16.6 years on a 4-year box."""
+    mix = _mix(tmp_path, "llm", 600, 600, 150, "claude-haiku-4-5", "rtx3090")
+    a = advise(mix, options=frame.Options(usd_per_kwh=0.31, hours_per_day=24))
+    [ln] = a.lines
+    assert ln.verdict == "API" and "does not pay back" in ln.reason and "from 1,127/day" in ln.reason
+    assert a.recommended.all_in_usd == pytest.approx(24.30, abs=0.005)
+    assert a.all_local.all_in_usd == pytest.approx(44.70, abs=0.005)
+    owned = advise(mix, options=frame.Options(usd_per_kwh=0.31, hours_per_day=24, already_own=True))
+    assert owned.lines[0].verdict == "local" and owned.recommended.all_in_usd == pytest.approx(17.80, abs=0.005)
+    assert owned.breakeven_months is None and "already owned" in render(owned)
+    # the command line takes the same flags
+    r = run_cli("advise", mix, "--usd-per-kwh", "0.31", "--hours-per-day", "24")
+    assert r.returncode == 0 and "-> API: cheaper to run locally, but the box does not pay back" in r.stdout
+    r = run_cli("advise", mix, "--usd-per-kwh", "0.31", "--hours-per-day", "24", "--already-own")
+    assert "-> LOCAL" in r.stdout and "hardware already owned" in r.stdout
+
+
+def test_a_mix_files_frame_keys_count_and_unknown_keys_are_refused(tmp_path):
+    mix = tmp_path / "m.toml"
+    body = ('[[tasks]]\nname = "chat"\nkind = "llm"\napi = "claude-haiku-4-5"\nunits_per_day = 600\n'
+            'prompt_tokens = 600\noutput_tokens = 150\n')
+    mix.write_text('[scenario]\nbuild = "rtx3090"\nusd_per_kwh = 0.31\nhours_per_day = 24\nalready_own = true\n'
+                   'idle_w = 60\n' + body)
+    a = advise(mix)
+    assert a.frame.already_own and a.build.idle_wall_w == 60 and a.usd_per_kwh == 0.31
+    assert a.lines[0].verdict == "local"
+    # the command line goes on top of the file
+    assert advise(mix, options=frame.Options(idle_w=75.0)).build.idle_wall_w == 75
+    mix.write_text('[scenario]\nbuild = "rtx3090"\nidle_watts = 60\n' + body)
+    with pytest.raises(ConfigError) as e:
+        advise(mix)
+    assert "scenario.idle_watts" in str(e.value) and "one of the known keys" in str(e.value)
+    mix.write_text('[scenario]\nbuild = "rtx3090"\nusd_per_kwh = -1\n' + body)
+    with pytest.raises(ConfigError) as e:
+        advise(mix)
+    assert "scenario.usd_per_kwh" in str(e.value)
+    r = run_cli("advise", str(mix))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_an_embed_task_in_a_mix_is_priced_from_measured_rows(tmp_path):
+    mix = tmp_path / "m.toml"
+    mix.write_text('[[tasks]]\nname = "search index"\nkind = "embed"\napi = "text-embedding-3-small"\n'
+                   'units_per_day = 5000000\n')
+    a = advise(mix, machine=FIXTURE_MACHINE, results_dir=FIXTURE_ROWS)
+    [ln] = a.lines
+    assert ln.unit is not None and ln.unit.basis.startswith("measured") and ln.answer is not None
+    assert ln.api_monthly == pytest.approx(5e6 * 0.02 / 1e6 * 30)  # $0.02 per 1M tokens
+    r = run_cli("advise", str(mix), "--machine", FIXTURE_MACHINE, "--results-dir", FIXTURE_ROWS)
+    assert r.returncode == 0, r.stderr
+    assert "5e+06 tokens/day" in r.stdout or "5,000,000 tokens/day" in r.stdout
+
+
+def test_rows_of_an_unmapped_machine_never_price_the_builds_idle(tmp_path):
+    """One CPU run under another machine's name must not become the 3090's idle watts: `cost` and `advise` both
+    keep the build's idle figure and say why."""
+    mix = tmp_path / "m.toml"
+    mix.write_text('[[tasks]]\nname = "chat"\nkind = "llm"\napi = "gpt-4o-mini"\nunits_per_day = 1000\n'
+                   'prompt_tokens = 500\noutput_tokens = 128\n')
+    a = advise(mix, machine=FIXTURE_MACHINE, build="rtx3090", results_dir=FIXTURE_ROWS)
+    assert a.build.idle_wall_w == 75  # builds.toml rtx3090, not the CPU box's measured baseline
+    assert any("not mapped to build rtx3090" in n for n in a.notes)
+    r = run_cli("advise", str(mix), "--machine", FIXTURE_MACHINE, "--build", "rtx3090", "--results-dir", FIXTURE_ROWS)
+    assert "warning: machine cpu-amd-epyc-2c-24g is not mapped to build rtx3090" in r.stdout
+    j = json.loads(run_cli("cost", "--requests-per-day", 1000, "--output-tokens", 128, "--api", "gpt-4o-mini",
+                           "--build", "rtx3090", "--machine", FIXTURE_MACHINE, "--results-dir", FIXTURE_ROWS,
+                           "--json").stdout)
+    assert j["idle_wall_w"] == 75 and any("not mapped to build rtx3090" in w for w in j["warnings"])
