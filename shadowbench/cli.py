@@ -43,8 +43,11 @@ def _stdout_gone() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     signals.install()  # SIGINT and SIGTERM end a run in any phase; completed rows are kept
-    from bench.errors import ShadowbenchError
-
+    try:
+        from bench.errors import ShadowbenchError
+    except KeyboardInterrupt:  # a stop signal in the very first import
+        print("shadowbench: interrupted", file=sys.stderr)
+        return 130
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
@@ -71,7 +74,11 @@ def entry() -> None:
     """The `shadowbench` program (the console script and ``python -m shadowbench``): main, and an interrupted run
     leaves at once with 130; rows are flushed and files closed by the run's own finally blocks, and the interpreter's
     shutdown is skipped so no library's exit hook can turn the status into anything else."""
-    status = main()
+    try:
+        status = main()
+    except KeyboardInterrupt:  # a stop signal between main's own handlers (its first or last instruction)
+        print("shadowbench: interrupted", file=sys.stderr)
+        status = 130
     if status == 130:
         for f in (sys.stdout, sys.stderr):
             try:
