@@ -69,6 +69,38 @@
     return total / hoursOn;
   }
 
+  // cost.crossover_volume: the smallest daily volume from which local costs less to run (or, with withinMonths,
+  // pays the hardware back within them); null if no volume the box can serve does
+  function crossoverVolume(apiPerTask, unit, b, usdPerKwh, days, hoursOn, withinMonths) {
+    const ok = n => {
+      const m = localMonthly(unit, n, b, usdPerKwh, days, hoursOn);
+      if (m.over_capacity) return null;
+      const api = apiPerTask * n * days;
+      if (withinMonths === null) return api > totalUsd(m);
+      const be = breakevenMonths(b.hardware_usd, api, totalUsd(m));
+      return be !== null && be <= withinMonths;
+    };
+    let hi = 1;
+    for (;;) {
+      const r = ok(hi);
+      if (r === null) return null;
+      if (r) break;
+      hi *= 2;
+      if (hi > 1e9) return null;
+    }
+    let lo = 0;
+    for (let i = 0; i < 60; i++) {
+      const mid = (lo + hi) / 2;
+      if (ok(mid)) hi = mid; else lo = mid;
+    }
+    return hi;
+  }
+
+  function fmtVolume(v) {  // cost.fmt_volume
+    if (v === null) return "no volume the box can serve";
+    return v >= 10 ? Math.ceil(v).toLocaleString("en-US") : String(+(Math.ceil(v * 100) / 100).toPrecision(2));
+  }
+
   function unitFromAnchor(b, kind, outputTokens) {  // cost.unit_from_anchor
     const a = b.anchors[kind];
     if (!a) return null;
@@ -116,15 +148,30 @@
       unit = q.kind === "llm" ? llmUnit(opt.llm, q.prompt_tokens, q.output_tokens)
         : {seconds: opt.unit.seconds, device_energy_j: opt.unit.energy_j, rows: opt.rows};
       if (!unit) return {error: "the rows lack the pp or tg rate this request needs"};
-      if (opt.idle_device_w !== null) b.idle_wall_w = opt.idle_device_w / b.psu_efficiency;
+      // frame.with_rows: only rows of a machine mapped to this build price its idle
+      if (opt.idle_device_w !== null && D.machines[opt.machine] === q.build) {
+        b.idle_wall_w = opt.idle_device_w / b.psu_efficiency;
+      }
     }
     if (unit.device_energy_j === null && !b.busy_wall_w) {
       return {error: `the rows have no energy and build ${q.build} has no busy wall-power figure`};
     }
-    const local = localMonthly(unit, n, b, kwh, days, hours);
+    // frame.answer: over capacity, the box at its capacity and the rest on the API (the capped mix)
+    const cap = capacityPerDay(unit.seconds, hours);
+    const served = cap === null ? n : Math.min(n, cap);
+    const local = localMonthly(unit, served, b, kwh, days, hours);
     const tc = perTask(local);
-    const be = local.over_capacity ? null : breakevenMonths(b.hardware_usd, apiMonthly, totalUsd(local));
+    const overflowApi = apiPerTask * (n - served) * days;
+    const running = totalUsd(local) + overflowApi;
+    const allIn = local.amortization_usd === null ? null : running + local.amortization_usd;
+    const be = breakevenMonths(b.hardware_usd, apiMonthly, running);
+    const wins = allIn === null ? running < apiMonthly : allIn < apiMonthly;
     return {
+      served_per_day: served, overflow_per_day: n - served, overflow_api_usd: overflowApi, running_usd: running,
+      all_in_usd: allIn, decision: !wins || served <= 0 ? "API" : served < n ? "hybrid" : "local",
+      crossover_per_day: crossoverVolume(apiPerTask, unit, b, kwh, days, hours, null),
+      payback_per_day: b.hardware_usd === null ? null
+        : crossoverVolume(apiPerTask, unit, b, kwh, days, hours, lifetimeMonths(b)),
       kind: q.kind, tasks_per_day: n, api: q.api, build: q.build, usd_per_kwh: kwh, hours_per_day: hours,
       api_per_task_usd: apiPerTask, api_monthly_usd: apiMonthly, local_basis: q.basis === "anchor" ? "anchor" : "measured",
       estimated: !!(opt && opt.estimated), synthetic: !!(opt && opt.synthetic),
@@ -132,11 +179,11 @@
       monthly: {energy_usd: local.energy_usd, idle_usd: local.idle_usd, running_usd: totalUsd(local),
                 amortization_usd: local.amortization_usd,
                 all_in_usd: local.amortization_usd === null ? null : totalUsd(local) + local.amortization_usd},
-      breakeven_months: be, over_capacity: local.over_capacity, capacity_per_day: local.capacity_per_day,
+      breakeven_months: be, over_capacity: served < n, capacity_per_day: local.capacity_per_day,
       busy_hours_per_day: local.busy_hours_per_day, idle_wall_w: b.idle_wall_w,
       rows: unit.rows || (b.anchors[q.kind] ? `builds.toml ${q.build}: ${b.anchors[q.kind].model || ""} (` +
         `${b.anchors[q.kind].source || ""}), ${b.busy_wall_w} W at the wall while busy` : ""),
-      lifetime_months: lifetimeMonths(b), hardware_usd: b.hardware_usd,
+      lifetime_months: lifetimeMonths(b), lifetime_years: b.lifetime_years, hardware_usd: b.hardware_usd,
     };
   }
 
@@ -279,6 +326,46 @@
       : `${m.toFixed(1)} months`;
   }
 
+  // frame.Answer.verdict and running_words: all-in over the box's life first
+  function verdictWords(r, units) {
+    const n = r.tasks_per_day.toLocaleString("en-US", {maximumFractionDigits: 6});
+    let head = "";
+    if (r.over_capacity) {
+      head = `OVER CAPACITY: the box serves ${Math.round(r.served_per_day).toLocaleString("en-US")} ${units}/day in ` +
+        `${r.hours_per_day} h; ${Math.round(r.overflow_per_day).toLocaleString("en-US")}/day go to the API ` +
+        `(${money(r.overflow_api_usd, 2)}/month); priced capped: `;
+    }
+    const localWords = r.over_capacity ? "the box at capacity plus the overflow" : "local";
+    if (r.hardware_usd === null) {
+      const s = r.api_monthly_usd - r.running_usd;
+      return head + `local (no hardware price: running cost only) ${s > 0 ? "saves" : "costs"} ` +
+        `${money(Math.abs(s), 2)}/month at ${n} ${units}/day (API ${money(r.api_monthly_usd, 2)} vs ${localWords} ` +
+        `${money(r.running_usd, 2)} running)`;
+    }
+    const life = `${r.lifetime_years}-year life`;
+    if (r.decision !== "API") {
+      return head + `local is cheaper all-in: ${money(r.all_in_usd, 2)}/month against the API's ` +
+        `${money(r.api_monthly_usd, 2)} at ${n} ${units}/day (${money(r.monthly.amortization_usd, 2)} of hardware a ` +
+        `month included); break-even ${months(r.breakeven_months)} for ${money(r.hardware_usd, 0)} of hardware, ` +
+        `within its ${life}`;
+    }
+    const be = r.breakeven_months;
+    const pays = r.payback_per_day === null ? "; no volume the box can serve pays it back within its life"
+      : r.payback_per_day > r.tasks_per_day ? `; local pays back within its life from ${fmtVolume(r.payback_per_day)} ` +
+        `${units}/day` : "";
+    return head + `the API is cheaper: ${money(r.api_monthly_usd, 2)}/month against local all-in ` +
+      `${money(r.all_in_usd, 2)} at ${n} ${units}/day (break-even ${months(be)}` +
+      (be !== null ? `, beyond the box's ${life}` : "") + ")" + pays;
+  }
+
+  function runningWords(r, units) {
+    const s = r.api_monthly_usd - r.running_usd;
+    return `to run: local ${s > 0 ? "saves" : "costs"} ${money(Math.abs(s), 2)}/month (API ` +
+      `${money(r.api_monthly_usd, 2)} vs local running ${money(r.running_usd, 2)}` +
+      (r.over_capacity ? ", the box at capacity + the overflow on the API" : "") +
+      `); local costs less to run from ${fmtVolume(r.crossover_per_day)} ${units}/day`;
+  }
+
   function show() {
     const {q, errors} = read();
     for (const el of form.querySelectorAll(".err")) el.textContent = "";
@@ -295,25 +382,16 @@
     const labels = [r.estimated ? "<strong>ESTIMATED energy</strong> (no energy counter on that box)" : "",
                     r.synthetic ? "<strong>synthetic weights</strong>: the pipeline's shape, not a real model" : ""]
       .filter(Boolean).join("; ");
-    const saving = r.api_monthly_usd - r.monthly.running_usd;
-    let verdict;
-    if (r.over_capacity) {
-      const cap = r.capacity_per_day, extra = r.tasks_per_day - cap;
-      verdict = `OVER CAPACITY: the box serves ${Math.round(cap).toLocaleString("en-US")} ${unit.unit}s/day in ` +
-        `${r.hours_per_day} h; ${Math.round(extra).toLocaleString("en-US")}/day would overflow to the API ` +
-        `(${money(r.api_per_task_usd * extra * CAL.days_per_month, 2)}/month): no break-even at this volume`;
-    } else {
-      verdict = `local ${saving > 0 ? "saves" : "costs"} ${money(Math.abs(saving), 2)}/month to run ` +
-        `(API ${money(r.api_monthly_usd, 2)} vs local ${money(r.monthly.running_usd, 2)}); break-even: ` +
-        (r.hardware_usd === null ? "n/a (no hardware price)" : months(r.breakeven_months));
-    }
+    const verdict = verdictWords(r, unit.unit + "s"), second = runningWords(r, unit.unit + "s");
+    const good = r.decision !== "API";
     const row = (name, t, m, note, key) =>
       `<tr><th scope="row">${name}</th><td data-key="per_task.${key}" data-value="${t === null ? "" : t}">` +
       `${perUnit(t === null ? null : t * scale)}</td><td data-key="monthly.${key}" data-value="${m === null ? "" : m}">` +
       `${money(m, 2)}</td><td>${note}</td></tr>`;
     const api = D.apis[q.kind][q.api];
     outputs.innerHTML = `
-      <p class="verdict ${r.over_capacity ? "bad" : saving > 0 ? "good" : "bad"}" id="verdict">${esc(verdict)}</p>
+      <p class="verdict ${good ? "good" : "bad"}" id="verdict">${esc(verdict)}</p>
+      <p class="running" id="running">${esc(second)}</p>
       ${labels ? `<p class="label">${labels}</p>` : ""}
       <table class="answer"><thead><tr><th></th><th>per ${esc(du)}</th><th>per month</th><th></th></tr></thead><tbody>
       <tr><th scope="row">API</th><td data-key="api_per_task_usd" data-value="${r.api_per_task_usd}">` +
@@ -326,7 +404,8 @@
       ${row("local all-in", r.per_task.all_in_usd, r.monthly.all_in_usd, "running + amortization", "all_in_usd")}
       </tbody></table>
       <p id="breakeven" data-value="${r.breakeven_months === null ? "" : r.breakeven_months}">Break-even: <strong>${
-        r.over_capacity ? "none (over capacity)" : r.hardware_usd === null ? "n/a (no hardware price)" : months(r.breakeven_months)}</strong></p>
+        r.hardware_usd === null ? "n/a (no hardware price)" : months(r.breakeven_months)}${
+        r.over_capacity ? " (capped: the box at capacity + the overflow on the API)" : ""}</strong></p>
       <p id="capacity" data-value="${r.capacity_per_day === null ? "" : r.capacity_per_day}">Capacity: ${
         r.capacity_per_day === null ? "not checked" : Math.round(r.capacity_per_day).toLocaleString("en-US") +
         ` ${unit.unit}s/day in ${r.hours_per_day} h`} — ${r.over_capacity ? "<strong>the volume does not fit</strong>" : "the volume fits"}</p>`;
@@ -343,12 +422,13 @@
     const hw = r.hardware_usd || 0;
     const traces = [
       {x: xs, y: xs.map(m => r.api_monthly_usd * m), name: `API ${r.api}`, mode: "lines", line: {color: "#C44E52"}},
-      {x: xs, y: xs.map(m => hw + r.monthly.running_usd * m), name: "local: hardware + running",
+      {x: xs, y: xs.map(m => hw + r.running_usd * m),
+       name: r.over_capacity ? "local at capacity + overflow on the API: hardware + running" : "local: hardware + running",
        mode: "lines", line: {color: "#55A868"}},
     ];
     const layout = {title: {text: "Cumulative cost", font: {size: 13}}, xaxis: {title: {text: "months"}},
                     yaxis: {title: {text: "$"}}, margin: {t: 40}, shapes: [], annotations: []};
-    if (!r.over_capacity && r.breakeven_months !== null && r.breakeven_months <= horizon) {
+    if (r.breakeven_months !== null && r.breakeven_months <= horizon) {
       const be = r.breakeven_months;
       layout.shapes.push({type: "line", x0: be, x1: be, yref: "paper", y0: 0, y1: 1,
                           line: {dash: "dot", color: "gray", width: 1}});

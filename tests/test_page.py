@@ -111,7 +111,8 @@ def questions(data: dict, count: int) -> list[dict]:
 
 
 NUMBERS = ["api_per_task_usd", "api_monthly_usd", "usd_per_kwh", "breakeven_months", "capacity_per_day",
-           "busy_hours_per_day", "idle_wall_w"]
+           "busy_hours_per_day", "idle_wall_w", "served_per_day", "overflow_per_day", "overflow_api_usd",
+           "running_usd", "all_in_usd", "crossover_per_day", "payback_per_day"]
 
 
 def _same(a, b) -> bool:
@@ -134,6 +135,7 @@ def test_calculator_gives_shadowbench_costs_numbers(page, site):
             for k, v in want[part].items():
                 assert _same(got[part][k], v), (part, k, got[part][k], v, q)
         assert got["over_capacity"] == want["over_capacity"] and got["estimated"] == want["estimated"], q
+        assert got["decision"] == want["decision"], (got["decision"], want["decision"], q)
         # what the page shows: monthly figures to the cent, per task to 3 significant figures
         for key, v in [("api_monthly_usd", want["api_monthly_usd"])] + [
                 (f"monthly.{k}", v) for k, v in want["monthly"].items()]:
@@ -183,7 +185,7 @@ def test_moving_an_input_moves_the_answer(page):
     after = page.evaluate("window.sbResult")
     assert after["api_monthly_usd"] == pytest.approx(before["api_monthly_usd"] * 10)
     assert after["over_capacity"] and "OVER CAPACITY" in page.inner_text("#verdict")
-    assert "would overflow to the API" in page.inner_text("#verdict")
+    assert "go to the API" in page.inner_text("#verdict") and "priced capped" in page.inner_text("#verdict")
 
 
 @pytest.mark.parametrize("fid, value, message", [
