@@ -300,6 +300,23 @@ def retirement(price_id: str) -> Retirement | None:
     return r.get(alias)
 
 
+STALE_AFTER_MONTHS = 6  # a dated price older than this is listed as stale by `shadowbench prices`
+
+
+def stale(as_of: str, today=None) -> str:
+    """'' for a price checked within STALE_AFTER_MONTHS of today, else why it is stale ("as of 2025-10: 14 months
+    old, re-check its source"). ``as_of`` is "YYYY-MM" or "YYYY-MM-DD"."""
+    import datetime as dt
+
+    today = today or dt.date.today()
+    try:
+        y, m = (int(x) for x in as_of.split("-")[:2])
+    except ValueError:
+        return f"as of {as_of!r}: not a date, re-check its source"
+    age = (today.year - y) * 12 + today.month - m
+    return f"as of {as_of}: {age} months old, re-check its source" if age > STALE_AFTER_MONTHS else ""
+
+
 def tariff_usd_per_kwh() -> float:
     return float(_builds_toml()["tariff"]["usd_per_kwh"])
 

@@ -8,14 +8,21 @@ from pathlib import Path
 from bench.errors import ConfigError
 
 
+PER = {"day": "units_per_day", "week": "units_per_week", "month": "units_per_month"}  # -> cost.DAYS_PER_VOLUME
+
+
 def question_arguments(c, required: bool) -> None:
     """The arguments of a cost question (`cost`, and `report` for its "your question" section)."""
     from bench import kinds
 
-    c.add_argument("--kind", choices=sorted({k.PRICING.price_kind for k in kinds.contracts()}), default="llm",
-                   help="what is priced: llm requests, stt audio minutes, tts characters, images")
+    c.add_argument("--kind", choices=sorted({k.PRICING.price_kind for k in kinds.contracts()}), default=None,
+                   help="what is priced: llm requests, stt audio minutes, tts characters, images, embed tokens "
+                        "(default: the kind of the --api price)")
     c.add_argument("--requests-per-day", type=float, required=required,
-                   help="requests (llm), audio minutes (stt), characters (tts) or images (image) per day")
+                   help="requests (llm), audio minutes (stt), characters (tts), images (image) or tokens (embed) per "
+                        "day (per week or month with --per)")
+    c.add_argument("--per", choices=sorted(PER), default="day",
+                   help="the volume is per day (default), per week or per month (months of 30 days)")
     c.add_argument("--prompt-tokens", type=int, default=500)
     c.add_argument("--output-tokens", type=int, default=200)
     c.add_argument("--api", required=required, help="API model or price id (see shadowbench prices)")
@@ -231,7 +238,9 @@ def cmd_prices(args) -> int:
         for c in ("id", "provider", "price", "as of", "source", "checked", "status"):
             t.add_column(c)
         for p in catalog.unit_prices(kind).values():
-            t.add_row(p.id, p.provider, fmt(p.usd_per_unit), p.as_of, p.source, p.note, status(p.id))
+            stale = catalog.stale(p.as_of)
+            t.add_row(p.id, p.provider, fmt(p.usd_per_unit), p.as_of + (" (STALE)" if stale else ""), p.source,
+                      p.note, "; ".join(x for x in (status(p.id), stale) if x))
         con.print(t)
     t = Table(title="Retired and deprecated models (requests to a retired model fail)")
     for c in ("id", "status", "date", "successor", "source"):
@@ -334,6 +343,15 @@ def _check_inputs(args) -> None:
             raise ConfigError("<command line>", flag, expected, str(v))
 
 
+def _kind(kind: str | None, api: str) -> str:
+    """The price kind of a question: --kind, else the kind whose catalog has the --api id (llm otherwise)."""
+    from . import catalog
+
+    if kind is not None:
+        return kind
+    return next((k for k in catalog.UNIT_KINDS if api in catalog.unit_prices(k)), "llm")
+
+
 def _api_price(kind: str, api: str):
     """The API price for the kind; an id of another kind is refused naming the kind it belongs to."""
     from . import catalog
@@ -351,9 +369,15 @@ def _api_price(kind: str, api: str):
         if other:
             raise ConfigError("<command line>", "--api", f"a {kind} price; {api} is a {other[0]} price: use --kind "
                               f"{other[0]}", api)
+        import difflib
+
+        close = difflib.get_close_matches(api, list(catalog.unit_prices(kind)), n=3, cutoff=0.5)
+        like = f" ({', '.join(close)})" if close else " (see shadowbench prices)"
         try:
             catalog.llm_price(api)
-            raise ConfigError("<command line>", "--api", f"a {kind} price; {api} is an LLM model: use --kind llm", api)
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise ConfigError("<command line>", "--api", f"{article} {kind} price{like}; {api} is priced per token "
+                              "as an LLM model in the catalog", api)
         except catalog.UnknownName:
             pass
     return catalog.unit_price(kind, api)
@@ -373,6 +397,9 @@ def cmd_cost(args) -> int:
     from . import frame as fr_
 
     _check_inputs(args)
+    args.kind = _kind(args.kind, args.api)
+    if args.per != "day":  # the answer is per day: a week's or a month's volume divided out, and said
+        args.requests_per_day = args.requests_per_day / cost.DAYS_PER_VOLUME[PER[args.per]]
     opts = fr_.Options.from_args(args)
     fr = fr_.build_frame(opts, args.build)
     b, hours = fr.build, fr.hours
@@ -494,7 +521,8 @@ def cmd_cost(args) -> int:
     print(f"verdict: {verdict}")
     print(ans.running_words(units))
     print(fr.words(frame_basis))
-    print(f"question: {n:,g} {units}/day{shape} on {b.label} ({b.id}) vs API {price.id}"
+    given = f" ({n * cost.DAYS_PER_VOLUME[PER[args.per]]:,g} per {args.per})" if args.per != "day" else ""
+    print(f"question: {n:,g} {units}/day{given}{shape} on {b.label} ({b.id}) vs API {price.id}"
           + ("; hardware already owned" if fr.already_own else "")
           + ("; the box is on anyway" if fr.box_on_anyway else ""))
     if retired:

@@ -522,12 +522,22 @@ def _routing_table(r) -> Table:
 
 
 def _routing_sums(r, claim: str = "") -> str:
-    payback = ("n/a (no hardware price)" if r.build.hardware_usd is None else
-               cost.fmt_months(cost.breakeven_months(r.build.hardware_usd, r.all_api_monthly, r.hybrid_monthly)))
-    return (f"All-API: **${r.all_api_monthly:,.2f}/month**. Hybrid: API ${r.hybrid_api_monthly:,.2f} + local "
-            f"running ${r.hybrid_local_monthly:,.2f} = **${r.hybrid_monthly:,.2f}/month**, saving **{r.savings:.0%}**"
-            + (f" ({claim})" if claim else "") + f"; {r.overflow_share:.0%} of requests overflow to the API. "
-            f"Hardware pays back in {payback}.")
+    """The running saving (the guide's claim is about API spend) and, beside it, all-in with the hardware's share."""
+    amort = cost.amortization_monthly(r.build)
+    if amort is None:
+        all_in = " All-in: n/a (no hardware price: the running cost only)."
+    else:
+        be = cost.breakeven_months(r.build.hardware_usd, r.all_api_monthly, r.hybrid_monthly)
+        total = r.hybrid_monthly + amort
+        all_in = (f" All-in, with ${r.build.hardware_usd:,.0f} of hardware over {r.build.lifetime_years:g} years "
+                  f"(${amort:,.2f}/month): **${total:,.2f}/month**, "
+                  + (f"saving **{1 - total / r.all_api_monthly:.0%}**" if r.all_api_monthly > 0 else "")
+                  + f"; the hardware pays back in {cost.fmt_months(be)}.")
+    api_cut = 1 - r.hybrid_api_monthly / r.all_api_monthly if r.all_api_monthly > 0 else 0.0
+    return (f"All-API: **${r.all_api_monthly:,.2f}/month**. Hybrid to run: API ${r.hybrid_api_monthly:,.2f} + local "
+            f"running ${r.hybrid_local_monthly:,.2f} = **${r.hybrid_monthly:,.2f}/month**, saving **{r.savings:.0%}** "
+            f"to run (API spend {api_cut:.0%} lower" + (f"; {claim}" if claim else "") + f"); "
+            f"{r.overflow_share:.0%} of requests overflow to the API." + all_in)
 
 
 def routing_section(df: pd.DataFrame | None = None) -> Section:
@@ -545,7 +555,8 @@ def routing_section(df: pd.DataFrame | None = None) -> Section:
                          [Bars([r.all_api_monthly, r.hybrid_api_monthly], RED, label="API"),
                           Bars([0, r.hybrid_local_monthly], BLUE, label="local running cost",
                                bottom=[0, r.hybrid_api_monthly])],
-                         "$ per month", f"Hybrid routing saves {r.savings:.0%}", label_size=10)], size=(6, 4))])
+                         "$ per month", f"Hybrid routing saves {r.savings:.0%} to run (hardware not included)",
+                         label_size=10)], size=(6, 4))])
     # the same mix on each committed box that has serving rows: its measured capacity within the latency target
     ep = df[df["kind"] == "endpoint"] if df is not None and not df.empty else None
     if ep is not None and not ep.empty:  # each suite's newest version only

@@ -157,3 +157,37 @@ def test_rows_of_an_unmapped_machine_never_price_the_builds_idle(tmp_path):
                            "--build", "rtx3090", "--machine", FIXTURE_MACHINE, "--results-dir", FIXTURE_ROWS,
                            "--json").stdout)
     assert j["idle_wall_w"] == 75 and any("not mapped to build rtx3090" in w for w in j["warnings"])
+
+
+def test_volumes_per_week_and_the_kind_found_from_the_api():
+    day = json.loads(run_cli("cost", "--requests-per-day", 50 / 7, "--api", "gpt-image-1-medium", "--build",
+                             "rtx4080-desktop", "--json").stdout)
+    week = run_cli("cost", "--requests-per-day", 50, "--per", "week", "--api", "gpt-image-1-medium", "--build",
+                   "rtx4080-desktop", "--json")
+    assert week.returncode == 0, week.stderr
+    w = json.loads(week.stdout)
+    assert w["kind"] == "image" and w["tasks_per_day"] == pytest.approx(50 / 7)
+    assert w["api_monthly_usd"] == pytest.approx(day["api_monthly_usd"]) and w["all_in_usd"] == pytest.approx(
+        day["all_in_usd"])
+    text = run_cli("cost", "--requests-per-day", 50, "--per", "week", "--api", "gpt-image-1-medium", "--build",
+                   "rtx4080-desktop").stdout
+    assert "7.14286 images/day (50 per week)" in text
+    # an image model priced per token is not an image price: the error names the image prices it may mean
+    r = run_cli("cost", "--kind", "image", "--requests-per-day", 50, "--api", "gpt-image-1", "--build",
+                "rtx4080-desktop")
+    assert r.returncode == 2 and "an image price (gpt-image-1-medium" in r.stderr
+
+
+def test_prices_lists_entries_older_than_six_months_as_stale():
+    import datetime as dt
+
+    from analysis import catalog
+
+    today = dt.date(2026, 12, 5)
+    assert catalog.stale("2026-06", today) == ""  # 6 months: still fresh
+    assert catalog.stale("2025-10", today) == "as of 2025-10: 14 months old, re-check its source"
+    assert catalog.stale("2026-05-31", today).startswith("as of 2026-05-31: 7 months old")
+    r = run_cli("prices")
+    assert r.returncode == 0
+    dated = [p.as_of for k in catalog.UNIT_KINDS for p in catalog.unit_prices(k).values()]
+    assert ("STALE" in r.stdout) == any(catalog.stale(d) for d in dated)
