@@ -377,7 +377,7 @@ def _api_price(kind: str, api: str):
             catalog.llm_price(api)
             article = "an" if kind[0] in "aeiou" else "a"
             raise ConfigError("<command line>", "--api", f"{article} {kind} price{like}; {api} is priced per token "
-                              "as an LLM model in the catalog", api)
+                              "as an LLM model in the catalog (--kind llm prices it so)", api)
         except catalog.UnknownName:
             pass
     return catalog.unit_price(kind, api)

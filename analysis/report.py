@@ -439,20 +439,39 @@ def scenarios_section() -> Section:
     sec = Section("The guides' break-even examples and case studies", [
         "shadowbench: months = hardware ÷ (API per month − local running cost per month), *never* when the box "
         "costs at least as much to run, *over capacity* when the volume needs more busy hours than the box is on; "
-        f"token prices weighted by input and output tokens at today's prices; {cost.CALENDAR}. `hardware ÷ API` is "
-        "the guides' own formula, shown to separate the errors; the guides' figures are as printed."])
+        f"token prices weighted by input and output tokens at today's prices; {cost.CALENDAR}. One basis, as "
+        "`shadowbench cost --local-power anchor` and `advise` price a build: the local running cost is modeled from "
+        "the build's catalog figures in builds.toml (its speed figure's busy hours at its busy wall watts, its idle "
+        "watts for the rest of its hours on, electricity at the [tariff]). Beside it, as the guide's: the break-even "
+        "with the guide's flat monthly power figure, and `hardware ÷ API`, the guides' own formula, shown to "
+        "separate the errors; the guides' figures are as printed."])
     body = []
     for f in scenarios.all_breakeven_files():
-        for r in scenarios.compute(f):
+        flat = {r.label: r for r in scenarios.compute(f, power="guide")}
+        for r in scenarios.compute(f, power="model"):
             guide_api = r.guide.get("monthly_usd")
             be = f"**over capacity** ({r.capacity_note})" if r.over_capacity else f"**{cost.fmt_months(r.breakeven)}**"
+            running = f"${r.local.total_usd:,.2f}"
+            if r.over_capacity and len(r.lines) == 1:  # the capped mix, as `cost` answers it
+                capped = scenarios.capped(r)
+                be += (f"; capped (the box at its {capped.served_per_day:,.0f}/day, the rest on the API): "
+                       f"**{cost.fmt_months(capped.breakeven_months)}**")
+                running = (f"${capped.local.total_usd:,.2f} at capacity + ${capped.overflow_api_usd:,.2f} of "
+                           "overflow on the API")
+            g = flat.get(r.label)
+            with_flat = ("" if g is None or g.local.basis != "guide" else
+                         f"{'over capacity' if g.over_capacity else cost.fmt_months(g.breakeven)} "
+                         f"(${g.local.total_usd:,.2f}/month)")
+            unchecked = ("; idle only: a task has no speed figure for this build, so its busy energy and the "
+                         "capacity are not counted" if r.capacity_note and not r.over_capacity else "")
             body.append([r.title, r.label, f"${r.api_monthly:,.2f}",
                          f"${guide_api:,.2f}" if guide_api is not None else "",
-                         f"${r.local.total_usd:,.2f} ({r.local.basis})", be,
+                         f"{running}{unchecked}", be, with_flat,
                          cost.fmt_months(r.guide_style_breakeven), r.guide.get("breakeven", ""), r.why(),
                          f"`analysis/scenarios/{f.name}`"])
-    sec.blocks.append(Table(["scenario", "case", "API / month", "guide's API / month", "local running / month",
-                             "break-even (shadowbench)", "hardware ÷ API", "guide says", "why they differ", "from"],
+    sec.blocks.append(Table(["scenario", "case", "API / month", "guide's API / month",
+                             "local running / month (builds.toml model)", "break-even (shadowbench)",
+                             "with the guide's flat power", "hardware ÷ API", "guide says", "why they differ", "from"],
                             body))
     c = choices()["cumulative"]
     b = catalog.build(c["build"])

@@ -36,6 +36,7 @@ class TaskLine:
     api_usd_per_month: float
     local_seconds_per_day: float
     local_basis: str
+    output_tokens: int = 0
 
 
 @dataclass
@@ -111,7 +112,7 @@ def compute(path: Path, power: str | None = None, usd_per_kwh: float | None = No
             secs, basis = _unit_seconds(t, b)
             checked = checked and secs is not None
             lines.append(TaskLine(t["name"], t["kind"], per_month, price_id, usd, (secs or 0.0) * per_month / days,
-                                  basis))
+                                  basis, t.get("output_tokens", 0)))
         api = sum(x.api_usd_per_month for x in lines)
         notes = []
         busy_s = sum(x.local_seconds_per_day for x in lines)
@@ -132,6 +133,18 @@ def compute(path: Path, power: str | None = None, usd_per_kwh: float | None = No
                               guide={k[6:]: v for k, v in case.items() if k.startswith("guide_")}, notes=notes,
                               over_capacity=over, capacity_note=cap_note))
     return out
+
+
+def capped(r: CaseResult):
+    """A one-task case over capacity as `cost` answers it (analysis/frame.py): the box at its capacity, the rest on
+    the API, on the build's catalog figures."""
+    from . import frame
+
+    [t] = r.lines
+    per_day = t.units_per_month / cost.DAYS_PER_MONTH
+    unit = cost.unit_from_anchor(r.build, t.kind, t.output_tokens)
+    fr = frame.build_frame(frame.Options(), r.build.id)
+    return frame.answer(fr, t.api_usd_per_month / t.units_per_month, per_day, unit, volumes=False)
 
 
 def _per_month(t: dict, path: Path) -> float:

@@ -191,3 +191,32 @@ def test_prices_lists_entries_older_than_six_months_as_stale():
     assert r.returncode == 0
     dated = [p.as_of for k in catalog.UNIT_KINDS for p in catalog.unit_prices(k).values()]
     assert ("STALE" in r.stdout) == any(catalog.stale(d) for d in dated)
+
+
+def test_the_reports_break_even_table_is_costs_answer():
+    """Every one-task case of the guides' break-even examples: the report's figures (one basis, the build's catalog
+    figures) are what `cost --local-power anchor --json` answers for the same question, over capacity capped."""
+    from analysis import cost, scenarios
+
+    asked = 0
+    for f in scenarios.all_breakeven_files():
+        for r in scenarios.compute(f, power="model"):
+            if len(r.lines) != 1:
+                continue
+            [t] = r.lines
+            per_day = t.units_per_month / cost.DAYS_PER_MONTH
+            task = next(x for x in scenarios.load(f)["tasks"])
+            args = ["cost", "--kind", t.kind, "--requests-per-day", per_day, "--api", t.price_id, "--build",
+                    r.build.id, "--local-power", "anchor", "--json"]
+            if t.kind == "llm":
+                args += ["--prompt-tokens", task["prompt_tokens"], "--output-tokens", task["output_tokens"]]
+            j = json.loads(run_cli(*args).stdout)
+            assert _cents(j["api_monthly_usd"]) == _cents(r.api_monthly), (f.name, r.label)
+            if r.over_capacity:
+                c = scenarios.capped(r)
+                assert j["over_capacity"] and _cents(j["breakeven_months"]) == _cents(c.breakeven_months)
+            else:
+                assert _cents(j["running_usd"]) == _cents(r.local.total_usd), (f.name, r.label)
+                assert _cents(j["breakeven_months"]) == _cents(r.breakeven), (f.name, r.label)
+            asked += 1
+    assert asked >= 10

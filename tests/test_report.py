@@ -29,7 +29,8 @@ def test_report_on_committed_results_writes_images_with_sources(committed_result
                                                    or "Catalog entries" in caption or "measured rows" in caption)
     assert "ESTIMATED" in text  # this box's energy is an estimate and says so
     assert "genai-prices 0.2.3" in text and "2025-10" in text  # the prices' dates
-    assert "**5.9 months**" in text and "5.5 months" in text  # healthcare: both figures
+    # healthcare: one basis (the build's catalog figures, as cost and advise price it), the guide's flat power beside
+    assert "**5.5 months** | 5.9 months ($20.00/month)" in text
     assert "**over capacity** (needs 30.9 busy hours a day; the box is on 8)" in text  # GPT-4.1-mini at 10,000/day
     assert "(years of 365.25 days" in text or "years of 365.25 days" in text
 
@@ -165,10 +166,14 @@ def test_cost_cli_bad_numbers_exit_2(args, flag):
 
 
 def test_cost_cli_api_of_the_wrong_kind():
+    # without --kind, the kind is the --api id's own; a --kind that contradicts it is refused, naming the right one
     r = run_cli("cost", "--requests-per-day", 10, "--api", "whisper-1", "--build", "rtx4060ti")
+    assert r.returncode == 0 and "10 audio minutes/day" in r.stdout
+    r = run_cli("cost", "--kind", "llm", "--requests-per-day", 10, "--api", "whisper-1", "--build", "rtx4060ti")
     assert r.returncode == 2 and "whisper-1 is a stt price: use --kind stt" in r.stderr
     r = run_cli("cost", "--kind", "stt", "--requests-per-day", 10, "--api", "gpt-4o-mini", "--build", "rtx4060ti")
-    assert r.returncode == 2 and "gpt-4o-mini is an LLM model: use --kind llm" in r.stderr
+    assert r.returncode == 2
+    assert "gpt-4o-mini is priced per token as an LLM model in the catalog (--kind llm" in r.stderr
 
 
 def test_cost_cli_speech_and_images_from_build_speed_figures():
