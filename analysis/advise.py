@@ -403,8 +403,10 @@ def advise(path: str | Path, machine: str | None = None, build: str | None = Non
     if rec.local is not None and not fr.already_own:
         be = cost.breakeven_months(b.hardware_usd, all_api.api_usd, rec.running_usd)
     notes = [w.removeprefix("warning: ") for w in fr.warnings]
-    if fr.wall_measured:
-        notes.append("wall power " + next(v for v in fr.sources.values() if str(v).startswith("measured at the wall")))
+    cal = fr.calibration
+    if cal is not None:
+        notes.append(f"wall power measured at the wall ({cal.path}): wall ÷ devices {cal.ratio:.3f}"
+                     + (f", idle {cal.idle_w:.1f} W" if cal.idle_w is not None else ""))
     elif machine is not None:
         notes.append("wall power assumed (builds.toml: PSU efficiency, platform and idle watts); `shadowbench "
                      "calibrate` with a smart plug measures them")

@@ -136,6 +136,7 @@ class Frame:
     already_own: bool = False
     box_on_anyway: bool = False
     warnings: tuple = ()
+    calibration: object = None  # the machine's smart-plug calibration that framed it (analysis/calibration.py)
 
     @property
     def hours(self) -> float:
@@ -219,7 +220,7 @@ def with_rows(frame: Frame, opts: Options, unit: cost.LocalUnit | None, results_
         b = replace(b, idle_wall_w=unit.idle_device_w / b.psu_efficiency)
         sources["idle_wall_w"] = ("the rows' measured idle baseline ÷ PSU efficiency"
                                   + (" (ESTIMATED)" if unit.estimated else ""))
-    return replace(frame, build=b, sources=sources, warnings=tuple(warnings))
+    return replace(frame, build=b, sources=sources, warnings=tuple(warnings), calibration=cal)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench import columns, kinds
 from bench.errors import ConfigError
-from bench.kinds.llm import request_test
+from bench.kinds.llm import one_request_test
 from bench.results import is_result_file, iter_rows
 
 from .cost import LocalUnit
@@ -246,7 +246,8 @@ def llm_rates(df: pd.DataFrame) -> dict:
     """What one machine and workload's LLM rows say about a request of any shape: per measured (prompt, output)
     shape the median busy seconds and device energy, and the median pp and tg rates and busy power (energy ÷ wall
     time) for other shapes. The report's page carries these figures and applies ``llm_unit``'s rule to them."""
-    df = df[(df["kind"] == "llm") & df["test"].map(request_test)]  # a quality pass or a batch is not one request
+    # a quality pass, a batch or several sequences decoded together is not one request
+    df = df[(df["kind"] == "llm") & df["test"].map(one_request_test)]
     if df.empty:
         raise LookupError("no LLM rows")
     exact = []
@@ -267,7 +268,7 @@ def llm_unit(df: pd.DataFrame, prompt_tokens: int, output_tokens: int) -> LocalU
     """One request of (prompt, output) tokens from the LLM rows of one machine and workload: the medians of an
     exactly matching test where there is one, else prompt ÷ pp rate + output ÷ tg rate at the measured power."""
     r = llm_rates(df)
-    df = df[(df["kind"] == "llm") & df["test"].map(request_test)]
+    df = df[(df["kind"] == "llm") & df["test"].map(one_request_test)]
     src, est = _source(df)
     for e in r["exact"]:
         if (e["prompt_tokens"], e["output_tokens"]) == (prompt_tokens, output_tokens):

@@ -220,3 +220,18 @@ def test_the_reports_break_even_table_is_costs_answer():
                 assert _cents(j["breakeven_months"]) == _cents(r.breakeven), (f.name, r.label)
             asked += 1
     assert asked >= 10
+
+
+def test_one_request_is_priced_at_one_sequences_rate_not_the_batchs_aggregate():
+    """The in-process parallel run decodes 1, 4 and 8 sequences together: one request is priced from the rows of one
+    sequence (tg 164.6 tokens/s), never from the 4-sequence aggregate (201.6)."""
+    from analysis import rows
+
+    df, _ = rows.load(FIXTURE_ROWS)
+    g = rows.newest(df[(df["machine"] == FIXTURE_MACHINE) & (df["workload"] == "in-process-parallel-smollm2")])
+    assert {"pp100+tg128", "pp100+tg128x4"} <= set(g["test"])
+    r = rows.llm_rates(g)
+    one = g[g["test"] == "pp100+tg128"]
+    assert r["tg_tokens_per_s"] == pytest.approx(one["tg_tokens_per_s"].median())
+    u = rows.llm_unit(g, 100, 256)  # not a measured shape: from the one-sequence rates
+    assert u.seconds == pytest.approx(100 / one["pp_tokens_per_s"].median() + 256 / one["tg_tokens_per_s"].median())

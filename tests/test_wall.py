@@ -179,7 +179,8 @@ def test_a_run_with_a_shelly_then_calibrate_then_cost_prices_from_the_wall(plugs
     mono_offset = time.time() - time.perf_counter()
     suite = write_suite(TINY_LLM_SUITE.format(reps=3, tests='["tg64"]'))
     res = tmp_path / "res"
-    r = run_cli("run", suite, "--results-dir", res, "--no-progress", "--machine", "plugbox", "--idle-s", "3",
+    box = "cpu-amd-epyc-2c-24g"  # a machine builds.toml maps to a build (ci-cpu-vm): its wall figures price it
+    r = run_cli("run", suite, "--results-dir", res, "--no-progress", "--machine", box, "--idle-s", "3",
                 "--wall", plug.url)
     assert r.returncode == 0, r.stderr
     assert "wall: used (wall: shelly://" in r.stderr and "idle power at the wall:" in r.stderr
@@ -198,11 +199,11 @@ def test_a_run_with_a_shelly_then_calibrate_then_cost_prices_from_the_wall(plugs
         assert float(row["wall_idle_power_w"]) == pytest.approx(120, abs=61) and "wall_unavailable" not in row["flags"]
     power = f.with_suffix(".power.csv").read_text()
     assert ",wall,shelly," in power
-    r = run_cli("calibrate", "--machine", "plugbox", "--results-dir", res)
+    r = run_cli("calibrate", "--machine", box, "--results-dir", res)
     assert r.returncode == 0, r.stderr
-    cal = (res / "plugbox" / "calibration.toml").read_text()
+    cal = (res / box / "calibration.toml").read_text()
     assert "idle_w = " in cal and "ratio = " in cal and '[workloads."smol"]' in cal
-    q = ["cost", "--json", "--results-dir", res, "--machine", "plugbox", "--build", "rtx3090", "--api", "gpt-4o-mini",
+    q = ["cost", "--json", "--results-dir", res, "--machine", box, "--build", "ci-cpu-vm", "--api", "gpt-4o-mini",
          "--requests-per-day", "100", "--prompt-tokens", "0", "--output-tokens", "64"]
     c = json.loads(run_cli(*q).stdout)
     import tomllib
@@ -217,13 +218,17 @@ def test_a_run_with_a_shelly_then_calibrate_then_cost_prices_from_the_wall(plugs
     # the user's own figure still wins over the calibration
     c2 = json.loads(run_cli(*q, "--idle-w", "33").stdout)
     assert c2["idle_wall_w"] == 33
+    # another build's question: this machine's wall figures are not that box's
+    other = json.loads(run_cli(*[a if a != "ci-cpu-vm" else "rtx3090" for a in q]).stdout)
+    assert other["wall_basis"] == "assumed (builds.toml)" and other["idle_wall_w"] == 75
+    assert any(f"machine {box} is not mapped to build rtx3090" in w for w in other["warnings"])
     # advise prices the machine's rows with the same calibration, and says so
-    mix = write_suite('[scenario]\ntitle = "t"\nbuild = "rtx3090"\n[[tasks]]\nname = "notes"\nkind = "llm"\n'
-                      'api = "gpt-4o-mini"\nunits_per_day = 100\nprompt_tokens = 500\noutput_tokens = 200\n',
+    mix = write_suite('[scenario]\ntitle = "t"\nbuild = "ci-cpu-vm"\n[[tasks]]\nname = "notes"\nkind = "llm"\n'
+                      'api = "gpt-4o-mini"\nunits_per_day = 100\nprompt_tokens = 0\noutput_tokens = 64\n',
                       name="mix.toml")
-    r = run_cli("advise", mix, "--machine", "plugbox", "--results-dir", res)
+    r = run_cli("advise", mix, "--machine", box, "--results-dir", res)
     assert r.returncode == 0, r.stderr
-    assert f"note: wall power measured at the wall ({res / 'plugbox' / 'calibration.toml'})" in r.stdout
+    assert f"note: wall power measured at the wall ({res / box / 'calibration.toml'})" in r.stdout
     assert f"idle {data['wall']['idle_w']:.1f} W" in r.stdout
 
 

@@ -64,6 +64,13 @@ def request_test(name: str) -> bool:
     return isinstance(parse_test(name), LLMTest)
 
 
+def one_request_test(name: str) -> bool:
+    """A request test of one sequence: its rows time one request (``pp500+tg200``), where ``...x8``'s rows time 8
+    decoded together (their tokens/s is the aggregate of 8, not one request's)."""
+    t = parse_test(name)
+    return isinstance(t, LLMTest) and t.parallel == 1
+
+
 def runs(test: str, warmups: int, repetitions: int) -> tuple[int, int]:
     """(warmups, repetitions) of a test: a quality test is one deterministic pass."""
     return (0, 1) if test in QUALITY_TESTS else (warmups, repetitions)
