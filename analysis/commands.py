@@ -546,7 +546,9 @@ def cmd_cost(args) -> int:
          "result rows" if uses_device else sources["busy_wall_w"]),
         ("PSU efficiency", f"{b.psu_efficiency:g}" if uses_device else
          "not used (no device energy: the busy wall watts stand for the whole box)", sources["psu_efficiency"]),
-        ("rest of the platform while busy", f"{b.platform_busy_w:g} W" if uses_device else
+        ("rest of the platform while busy", (f"{b.platform_busy_w:g} W" + (
+            f" ({cost.platform_beyond_cpu_w(unit, b):.3g} W added: the CPU meter's watts are in the measured energy)"
+            if unit.cpu_share > 0 and b.platform_busy_w > 0 else "")) if uses_device else
          "not used (in the busy wall watts)", sources["platform_busy_w"]),
         ("electricity", unused or f"${fr.usd_per_kwh:g}/kWh", fr.kwh_source),
         ("API price", api_basis, "dated catalog"),

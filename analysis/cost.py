@@ -47,6 +47,7 @@ class LocalUnit:
     idle_device_w: float | None = None  # the rows' measured idle baseline (device level), where they have one
     model: str = ""  # the local model that does the task (for the quality caveat)
     parts: tuple = ()  # (domain, share of device energy, estimated) where a measured and an estimated part mix
+    cpu_share: float = 0.0  # the CPU meter's share of device_energy_j: those watts are the platform's, not extra
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,18 @@ def fmt_volume(v: float | None) -> str:
 
 def wall_energy_j(unit: LocalUnit, b: Build) -> float:
     """Energy at the wall for one task: device energy through the PSU plus the rest of the platform while busy;
-    without a device measurement, the build's wall power while busy."""
+    without a device measurement, the build's wall power while busy. Where the device energy holds the CPU meter's
+    part (a GPU row's energy is the GPU counter plus the CPU), those watts are part of the platform figure (CPU,
+    board, fans): only the platform watts beyond them are added, never the CPU twice."""
     if unit.device_energy_j is None:
         return b.busy_wall_w * unit.seconds
-    return unit.device_energy_j / b.psu_efficiency + b.platform_busy_w * unit.seconds
+    return unit.device_energy_j / b.psu_efficiency + platform_beyond_cpu_w(unit, b) * unit.seconds
+
+
+def platform_beyond_cpu_w(unit: LocalUnit, b: Build) -> float:
+    """The platform's busy watts not already in the unit's measured device energy (its CPU meter's watts)."""
+    cpu_w = unit.cpu_share * unit.device_energy_j / unit.seconds if unit.device_energy_j and unit.seconds > 0 else 0.0
+    return max(0.0, b.platform_busy_w - cpu_w)
 
 
 def tou_usd_per_kwh(table: list[tuple[float, float, float]], hours_on: float, on_from: float) -> float:

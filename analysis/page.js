@@ -17,9 +17,15 @@
 
   function lifetimeMonths(b) { return b.lifetime_years * MONTHS_PER_YEAR; }
 
+  function platformBeyondCpuW(unit, b) {  // cost.platform_beyond_cpu_w
+    const cpuW = unit.device_energy_j && unit.seconds > 0 ? (unit.cpu_share || 0) * unit.device_energy_j / unit.seconds
+      : 0;
+    return Math.max(0, b.platform_busy_w - cpuW);
+  }
+
   function wallEnergyJ(unit, b) {
     if (unit.device_energy_j === null) return b.busy_wall_w * unit.seconds;
-    return unit.device_energy_j / b.psu_efficiency + b.platform_busy_w * unit.seconds;
+    return unit.device_energy_j / b.psu_efficiency + platformBeyondCpuW(unit, b) * unit.seconds;
   }
 
   function amortizationMonthly(b) {
@@ -148,6 +154,7 @@
       unit = q.kind === "llm" ? llmUnit(opt.llm, q.prompt_tokens, q.output_tokens)
         : {seconds: opt.unit.seconds, device_energy_j: opt.unit.energy_j, rows: opt.rows};
       if (!unit) return {error: "the rows lack the pp or tg rate this request needs"};
+      unit.cpu_share = opt.cpu_share || 0;
       // frame.with_rows: only rows of a machine mapped to this build price its idle
       if (opt.idle_device_w !== null && D.machines[opt.machine] === q.build) {
         b.idle_wall_w = opt.idle_device_w / b.psu_efficiency;

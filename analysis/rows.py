@@ -225,7 +225,15 @@ def _extra(df: pd.DataFrame) -> dict:
     """What every unit from rows carries besides time and energy: the measured idle baseline and the model."""
     idle = df["idle_power_w"].dropna() if "idle_power_w" in df else pd.Series(dtype=float)
     return {"idle_device_w": float(idle.median()) if not idle.empty else None,
-            "model": ", ".join(sorted(set(df["model"].dropna()))), "parts": _parts(df)}
+            "model": ", ".join(sorted(set(df["model"].dropna()))), "parts": _parts(df), "cpu_share": _cpu_share(df)}
+
+
+def _cpu_share(df: pd.DataFrame) -> float:
+    """The CPU meter's median share of the rows' device energy (0 where the rows carry no CPU part)."""
+    if "cpu_energy_j" not in df:
+        return 0.0
+    g = df[df["cpu_energy_j"].notna() & df["energy_j"].notna() & (df["energy_j"] > 0)]
+    return float((g["cpu_energy_j"] / g["energy_j"]).clip(0, 1).median()) if not g.empty else 0.0
 
 
 def _parts(df: pd.DataFrame) -> tuple:

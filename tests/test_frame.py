@@ -235,3 +235,21 @@ def test_one_request_is_priced_at_one_sequences_rate_not_the_batchs_aggregate():
     assert r["tg_tokens_per_s"] == pytest.approx(one["tg_tokens_per_s"].median())
     u = rows.llm_unit(g, 100, 256)  # not a measured shape: from the one-sequence rates
     assert u.seconds == pytest.approx(100 / one["pp_tokens_per_s"].median() + 256 / one["tg_tokens_per_s"].median())
+
+
+def test_the_cpu_meters_watts_are_not_added_twice_with_the_platform():
+    """A GPU row's energy is the GPU counter plus the CPU meter: the build's platform watts (CPU, board, fans) add
+    only what the CPU meter did not already count."""
+    from dataclasses import replace
+
+    from analysis import catalog, cost
+
+    b = replace(catalog.build("rtx3090"), psu_efficiency=0.8, platform_busy_w=60.0)
+    # 10 s at 400 W of device energy, a quarter of it the CPU meter's (10 W): 50 W of platform beyond it
+    u = cost.LocalUnit(seconds=10.0, device_energy_j=4000.0, basis="measured", cpu_share=0.025)
+    assert cost.wall_energy_j(u, b) == pytest.approx(4000 / 0.8 + 50 * 10)
+    # a CPU meter above the platform figure: nothing more is added (never a negative platform)
+    hot = replace(u, cpu_share=0.5)
+    assert cost.wall_energy_j(hot, b) == pytest.approx(4000 / 0.8)
+    # no CPU part in the rows: the whole platform figure
+    assert cost.wall_energy_j(replace(u, cpu_share=0.0), b) == pytest.approx(4000 / 0.8 + 60 * 10)
