@@ -321,14 +321,11 @@ def params_billions(model: str) -> float | None:
     return float(m[1]) / (1000 if m[2].upper() == "M" else 1)
 
 
-# what a question may ask beyond its frame (the frame's own bounds are in analysis/frame.py)
-MAX_VOLUME = 1e12  # units (requests, audio minutes, characters, images, tokens) a day
-MAX_TOKENS = 10_000_000  # per request
-
-
 def _check_inputs(args) -> None:
     """Every number of the question: finite and in range, else the one-line error (exit 2)."""
     import math
+
+    from .frame import MAX_TOKENS, MAX_VOLUME
 
     checks = [("--requests-per-day", args.requests_per_day,
                lambda v: 0 <= v <= MAX_VOLUME, f"a number from 0 to {MAX_VOLUME:.0e}"),

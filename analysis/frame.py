@@ -27,7 +27,10 @@ BUILD_FIELDS = {"hardware_usd": "hardware_usd", "lifetime_years": "lifetime_year
                 "hours_per_day": "hours_per_day"}
 OPTION_KEYS = (*BUILD_FIELDS, "usd_per_kwh", "tou", "on_from", "already_own", "box_on_anyway")
 
-# what a question may ask: far past any real box or bill, short of numbers that print as 300 digits
+# what a question may ask: far past any real box or bill, short of numbers that print as 300 digits (the page's
+# calculator takes the same bounds from the report's data)
+MAX_VOLUME = 1e12  # units (requests, audio minutes, characters, images, tokens) a day
+MAX_TOKENS = 10_000_000  # per request
 MAX_USD_PER_KWH = 100.0
 MAX_HARDWARE_USD = 1e9
 MAX_YEARS = 100

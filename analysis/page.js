@@ -297,8 +297,9 @@
     const errors = {};
     const kind = $("kind").value;
     function number(id, ok, msg, integer) {
-      const raw = $(id).value.trim();
+      let raw = $(id).value.trim();
       if (raw === "") { errors[id] = "required"; return null; }
+      if (/^\d{1,3}(,\d{3})+(\.\d+)?$/.test(raw)) raw = raw.replace(/,/g, "");  // 1,500 is 1500
       const v = Number(raw);
       if (!Number.isFinite(v)) { errors[id] = "a number, please"; return null; }
       if (integer && !Number.isInteger(v)) { errors[id] = "a whole number"; return null; }
@@ -306,19 +307,24 @@
       return v;
     }
     const q = {kind: kind, basis: $("basis").value, build: $("build").value, api: $("api").value};
-    q.tasks_per_day = number("tasks", v => v >= 0, "0 or more");
-    q.prompt_tokens = kind === "llm" ? number("prompt", v => v >= 0, "0 or more", true) : 0;
-    q.output_tokens = kind === "llm" ? number("output", v => v >= 0, "0 or more", true) : 0;
+    const L = D.limits;  // the command line's bounds (analysis/frame.py)
+    const upTo = x => x.toLocaleString("en-US");
+    q.tasks_per_day = number("tasks", v => v >= 0 && v <= L.volume, `0 or more, at most ${upTo(L.volume)}`);
+    q.prompt_tokens = kind === "llm" ? number("prompt", v => v >= 0 && v <= L.tokens,
+                                              `0 or more, at most ${upTo(L.tokens)}`, true) : 0;
+    q.output_tokens = kind === "llm" ? number("output", v => v >= 0 && v <= L.tokens,
+                                              `0 or more, at most ${upTo(L.tokens)}`, true) : 0;
     q.hours_per_day = number("hours", v => v > 0 && v <= 24, "more than 0 and at most 24");
-    q.hardware_usd = number("hardware", v => v >= 0, "0 or more");
-    q.lifetime_years = number("lifetime", v => v > 0, "more than 0");
+    q.hardware_usd = number("hardware", v => v >= 0 && v <= L.hardware_usd,
+                            `0 or more, at most $${upTo(L.hardware_usd)}`);
+    q.lifetime_years = number("lifetime", v => v > 0 && v <= L.years, `more than 0, at most ${L.years} years`);
     const tou = $("tou").value.trim();
     if (tou) {
       q.tou = parseTou(tou);
       if (!q.tou) errors.tou = 'hour ranges covering 0-24 in order, like 0-7:0.10,7-23:0.31,23-24:0.10';
       q.on_from = number("onfrom", v => v >= 0 && v < 24, "an hour from 0 to 23.99");
     } else {
-      q.usd_per_kwh = number("kwh", v => v >= 0, "0 or more");
+      q.usd_per_kwh = number("kwh", v => v >= 0 && v <= L.usd_per_kwh, `0 or more, at most $${L.usd_per_kwh}`);
     }
     return {q, errors};
   }
@@ -406,7 +412,11 @@
       `${money(r.api_monthly_usd, 2)}</td><td>${esc(q.api)}</td></tr>
       ${row("local energy at the wall", r.per_task.energy_usd, r.monthly.energy_usd, `${r.busy_hours_per_day.toFixed(2)} busy h/day`, "energy_usd")}
       ${row("local idle share", r.per_task.idle_usd, r.monthly.idle_usd, `${r.idle_wall_w === null ? "idle power unknown: not charged" : r.idle_wall_w.toPrecision(3) + " W idle at the wall"}`, "idle_usd")}
-      ${row("local running", r.per_task.running_usd, r.monthly.running_usd, "energy + idle", "running_usd")}
+      ${row("local running", r.per_task.running_usd, r.monthly.running_usd, "energy + idle" + (r.over_capacity ?
+        ` (the box at its capacity, ${Math.round(r.served_per_day).toLocaleString("en-US")}/day)` : ""), "running_usd")}
+      ${r.over_capacity ? `<tr><th scope="row">overflow on the API</th><td></td><td data-key="overflow_api_usd" ` +
+        `data-value="${r.overflow_api_usd}">${money(r.overflow_api_usd, 2)}</td><td>` +
+        `${Math.round(r.overflow_per_day).toLocaleString("en-US")}/day</td></tr>` : ""}
       ${row("hardware amortization", r.per_task.amortization_usd, r.monthly.amortization_usd, r.hardware_usd === null ? "no price" : `${money(r.hardware_usd, 0)} over ${q.lifetime_years} years`, "amortization_usd")}
       ${row("local all-in", r.per_task.all_in_usd, r.monthly.all_in_usd, "running + amortization", "all_in_usd")}
       </tbody></table>
@@ -425,7 +435,8 @@
 
   function drawCumulative(r) {
     const horizon = Math.max(24, Math.ceil(r.lifetime_months));
-    const xs = Array.from({length: horizon + 1}, (_, i) => i);
+    const step = Math.max(1, Math.ceil(horizon / 600));  // never more than ~600 points, whatever the lifetime
+    const xs = Array.from({length: Math.floor(horizon / step) + 1}, (_, i) => i * step);
     const hw = r.hardware_usd || 0;
     const traces = [
       {x: xs, y: xs.map(m => r.api_monthly_usd * m), name: `API ${r.api}`, mode: "lines", line: {color: "#C44E52"}},

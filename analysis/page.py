@@ -19,7 +19,7 @@ import pandas as pd
 
 from bench import kinds
 
-from . import catalog, cost, rows
+from . import catalog, cost, frame, rows
 from .render import Figure, Section, markdown, plotly_panels
 
 
@@ -120,6 +120,8 @@ def page_data(df: pd.DataFrame, choices: dict) -> dict:
         "pricing": pricing, "builds": builds(), "machines": catalog.machine_builds(), "local": local_options(df),
         "apis": apis(llm_ids),
         "mixes": shipped,
+        "limits": {"volume": frame.MAX_VOLUME, "tokens": frame.MAX_TOKENS, "usd_per_kwh": frame.MAX_USD_PER_KWH,
+                   "hardware_usd": frame.MAX_HARDWARE_USD, "years": frame.MAX_YEARS},
         "defaults": {"build": choices["cumulative"]["build"], "api": choices["cumulative"]["api"],
                      "requests_per_day": choices["cumulative"]["requests_per_day"],
                      "prompt_tokens": choices["request_shape"]["prompt_tokens"],

@@ -5,6 +5,7 @@ import json
 import math
 import random
 import shutil
+import time
 
 import pytest
 
@@ -175,6 +176,14 @@ def test_page_is_one_file_with_no_network_and_draws_its_charts(page, site, tmp_p
     assert ImageStat.Stat(img).stddev[0] > 20  # not a blank page
 
 
+def test_thousands_separators_and_a_long_life_draw_at_most_a_few_hundred_points(page):
+    page.fill("#tasks", "1,500")
+    assert page.evaluate("window.sbResult")["tasks_per_day"] == 1500
+    page.fill("#lifetime", "100")
+    n = page.evaluate("document.getElementById('cumulative').data[0].x.length")
+    assert n <= 601
+
+
 def test_moving_an_input_moves_the_answer(page):
     before = page.evaluate("window.sbResult")
     verdict = page.inner_text("#verdict")
@@ -188,13 +197,38 @@ def test_moving_an_input_moves_the_answer(page):
     assert "go to the API" in page.inner_text("#verdict") and "priced capped" in page.inner_text("#verdict")
 
 
+def test_the_750_a_day_3090_question_is_not_green_and_names_its_payback_volume(page, site):
+    """The audit's question: local is cheaper to run, but not all-in within the box's 4-year life."""
+    page.select_option("#kind", "llm")
+    page.select_option("#basis", "anchor")
+    page.select_option("#build", "rtx3090")
+    page.select_option("#api", "claude-haiku-4-5")
+    for fid, v in {"tasks": "750", "prompt": "600", "output": "150", "hours": "24", "kwh": "0.31",
+                   "hardware": "1310", "lifetime": "4"}.items():
+        page.fill(f"#{fid}", v)
+    r = page.evaluate("window.sbResult")
+    want = cost_json(site, ["--requests-per-day", "750", "--prompt-tokens", "600", "--output-tokens", "150", "--api",
+                            "claude-haiku-4-5", "--build", "rtx3090", "--usd-per-kwh", "0.31", "--hours-per-day",
+                            "24", "--local-power", "anchor"])
+    assert r["decision"] == want["decision"] == "API"
+    verdict = page.inner_text("#verdict")
+    assert "bad" in page.get_attribute("#verdict", "class") and verdict.startswith("the API is cheaper")
+    assert f"from {math.ceil(want['payback_per_day']):,} requests/day" in verdict
+    assert "to run: local saves" in page.inner_text("#running")
+
+
 @pytest.mark.parametrize("fid, value, message", [
     ("tasks", "-5", "0 or more"), ("hours", "30", "at most 24"), ("hours", "0", "more than 0"),
     ("lifetime", "", "required"), ("kwh", "abc", "a number"), ("prompt", "12.5", "whole number"),
     ("tou", "0-7:0.1,8-24:0.2", "covering 0-24"),
+    # bounded as the command line bounds them (analysis/frame.py): no freeze, no 300-digit dollars
+    ("lifetime", "1e6", "at most 100 years"), ("lifetime", "1e9", "at most 100 years"),
+    ("tasks", "1e300", "at most 1,000,000,000,000"), ("kwh", "500", "at most $100"),
 ])
 def test_bad_input_is_named_beside_its_field_never_nan(page, fid, value, message):
+    t = time.perf_counter()
     page.fill(f"#{fid}", value)
+    assert time.perf_counter() - t < 1.0  # answered at once, never a freeze
     assert message in page.inner_text(f"#err-{fid}")
     assert page.evaluate("window.sbResult") is None
     out = page.inner_text("#outputs")
