@@ -755,9 +755,11 @@ def decision_section(df: pd.DataFrame) -> Section:
 
     g = advise.guide_thresholds()
     sec = Section("Decisions for the guides' case studies", [
-        "`shadowbench advise MIX` per task: local, API or hybrid and why, from the one cost model (each task priced "
-        "as `shadowbench cost` prices it alone; the box's hours shared out, private work first; idle hours and "
-        f"hardware counted once). Constraints: `private = true` makes local mandatory, `needs = \"frontier\"` the "
+        "`shadowbench advise MIX` per task: local, API or hybrid and why, from the one cost model and frame (each "
+        "task priced as `shadowbench cost` prices it alone; the box's hours shared out, private work first; idle "
+        "hours and hardware counted once; the box recommended only where the mix pays it back within its life, "
+        "unless private work needs it anyway). Each table names its basis: a build's catalog figures or a machine's "
+        f"rows. Constraints: `private = true` makes local mandatory, `needs = \"frontier\"` the "
         f"API. The guides' thresholds, for comparison: {g['text']} ({g['source']}); the measured crossover of each "
         f"task is in its reason. {cost.CALENDAR}."])
     machines = sorted(set(df["machine"])) if not df.empty else []
