@@ -140,6 +140,12 @@
   function answer(q) {
     const b = Object.assign({}, D.builds[q.build], {hardware_usd: q.hardware_usd, lifetime_years: q.lifetime_years,
                                                      hours_per_day: q.hours_per_day});
+    if (q.box_on_anyway) {  // frame.build_frame: only the device's own idle is charged
+      if (b.device_idle_w === null) {
+        return {error: `build ${q.build} has no figure for the device's own idle draw: untick "on anyway"`};
+      }
+      b.idle_wall_w = b.device_idle_w;
+    }
     const hours = b.hours_per_day, days = CAL.days_per_month, n = q.tasks_per_day;
     const kwh = q.tou ? touUsdPerKwh(q.tou, hours, q.on_from) : q.usd_per_kwh;
     const api = D.apis[q.kind][q.api];
@@ -156,7 +162,7 @@
       if (!unit) return {error: "the rows lack the pp or tg rate this request needs"};
       unit.cpu_share = opt.cpu_share || 0;
       // frame.with_rows: only rows of a machine mapped to this build price its idle
-      if (opt.idle_device_w !== null && D.machines[opt.machine] === q.build) {
+      if (opt.idle_device_w !== null && D.machines[opt.machine] === q.build && !q.box_on_anyway) {
         b.idle_wall_w = opt.idle_device_w / b.psu_efficiency;
       }
     }
@@ -170,9 +176,10 @@
     const tc = perTask(local);
     const overflowApi = apiPerTask * (n - served) * days;
     const running = totalUsd(local) + overflowApi;
-    const allIn = local.amortization_usd === null ? null : running + local.amortization_usd;
-    const be = breakevenMonths(b.hardware_usd, apiMonthly, running);
-    const wins = allIn === null ? running < apiMonthly : allIn < apiMonthly;
+    const own = q.already_own;  // owned: nothing to pay back, decided on running cost
+    const allIn = own ? running : local.amortization_usd === null ? null : running + local.amortization_usd;
+    const be = own ? null : breakevenMonths(b.hardware_usd, apiMonthly, running);
+    const wins = own || allIn === null ? running < apiMonthly : allIn < apiMonthly;
     return {
       served_per_day: served, overflow_per_day: n - served, overflow_api_usd: overflowApi, running_usd: running,
       all_in_usd: allIn, decision: !wins || served <= 0 ? "API" : served < n ? "hybrid" : "local",
@@ -182,10 +189,12 @@
       kind: q.kind, tasks_per_day: n, api: q.api, build: q.build, usd_per_kwh: kwh, hours_per_day: hours,
       api_per_task_usd: apiPerTask, api_monthly_usd: apiMonthly, local_basis: q.basis === "anchor" ? "anchor" : "measured",
       estimated: !!(opt && opt.estimated), synthetic: !!(opt && opt.synthetic),
-      per_task: Object.assign({}, tc),
+      already_own: own,
+      per_task: Object.assign({}, tc, own ? {amortization_usd: null, all_in_usd: tc.running_usd} : {}),
       monthly: {energy_usd: local.energy_usd, idle_usd: local.idle_usd, running_usd: totalUsd(local),
-                amortization_usd: local.amortization_usd,
-                all_in_usd: local.amortization_usd === null ? null : totalUsd(local) + local.amortization_usd},
+                amortization_usd: own ? null : local.amortization_usd,
+                all_in_usd: own ? totalUsd(local) : local.amortization_usd === null ? null
+                  : totalUsd(local) + local.amortization_usd},
       breakeven_months: be, over_capacity: served < n, capacity_per_day: local.capacity_per_day,
       busy_hours_per_day: local.busy_hours_per_day, idle_wall_w: b.idle_wall_w,
       rows: unit.rows || (b.anchors[q.kind] ? `builds.toml ${q.build}: ${b.anchors[q.kind].model || ""} (` +
@@ -235,8 +244,12 @@
         "hours from-to: $/kWh covering the day; replaces the flat price");
   num("onfrom", "Box switched on at hour", 0, "with a time-of-use tariff");
   num("hours", "Hours on per day", 8);
-  num("hardware", "Hardware price, $", 0, "0: already paid for");
+  num("hardware", "Hardware price, $", 0, "what the box costs (a box you have: tick the next box)");
   num("lifetime", "Lifetime, years", 4);
+  const check = (id, label, help) => field(id, label, `<input id="${id}" name="${id}" type="checkbox">`, help);
+  check("owned", "I already own the box", "the hardware is paid for: the answer is the saving from day one " +
+        "(cost --already-own)");
+  check("anyway", "The box is on anyway", "only the device's own idle draw is charged (cost --box-on-anyway)");
 
   $("mix").innerHTML = '<option value="">—</option>' + D.mixes.map((m, i) =>
     `<optgroup label="${esc(m.title)}">` + m.tasks.map((t, j) => `<option value="${i}:${j}">${esc(t.name)}` +
@@ -318,6 +331,8 @@
     q.hardware_usd = number("hardware", v => v >= 0 && v <= L.hardware_usd,
                             `0 or more, at most $${upTo(L.hardware_usd)}`);
     q.lifetime_years = number("lifetime", v => v > 0 && v <= L.years, `more than 0, at most ${L.years} years`);
+    q.already_own = $("owned").checked;
+    q.box_on_anyway = $("anyway").checked;
     const tou = $("tou").value.trim();
     if (tou) {
       q.tou = parseTou(tou);
@@ -349,11 +364,12 @@
         `(${money(r.overflow_api_usd, 2)}/month); priced capped: `;
     }
     const localWords = r.over_capacity ? "the box at capacity plus the overflow" : "local";
-    if (r.hardware_usd === null) {
+    if (r.already_own || r.hardware_usd === null) {
       const s = r.api_monthly_usd - r.running_usd;
-      return head + `local (no hardware price: running cost only) ${s > 0 ? "saves" : "costs"} ` +
-        `${money(Math.abs(s), 2)}/month at ${n} ${units}/day (API ${money(r.api_monthly_usd, 2)} vs ${localWords} ` +
-        `${money(r.running_usd, 2)} running)`;
+      const who = r.already_own ? "the box you own" : "local (no hardware price: running cost only)";
+      return head + `${who} ${s > 0 ? "saves" : "costs"} ${money(Math.abs(s), 2)}/month ` +
+        (r.already_own ? "from day one " : "") + `at ${n} ${units}/day (API ${money(r.api_monthly_usd, 2)} vs ` +
+        `${localWords} ${money(r.running_usd, 2)} running)`;
     }
     const life = `${r.lifetime_years}-year life`;
     if (r.decision !== "API") {
@@ -417,11 +433,12 @@
       ${r.over_capacity ? `<tr><th scope="row">overflow on the API</th><td></td><td data-key="overflow_api_usd" ` +
         `data-value="${r.overflow_api_usd}">${money(r.overflow_api_usd, 2)}</td><td>` +
         `${Math.round(r.overflow_per_day).toLocaleString("en-US")}/day</td></tr>` : ""}
-      ${row("hardware amortization", r.per_task.amortization_usd, r.monthly.amortization_usd, r.hardware_usd === null ? "no price" : `${money(r.hardware_usd, 0)} over ${q.lifetime_years} years`, "amortization_usd")}
+      ${row("hardware amortization", r.per_task.amortization_usd, r.monthly.amortization_usd, r.already_own ? "already owned" : r.hardware_usd === null ? "no price" : `${money(r.hardware_usd, 0)} over ${q.lifetime_years} years`, "amortization_usd")}
       ${row("local all-in", r.per_task.all_in_usd, r.monthly.all_in_usd, "running + amortization", "all_in_usd")}
       </tbody></table>
       <p id="breakeven" data-value="${r.breakeven_months === null ? "" : r.breakeven_months}">Break-even: <strong>${
-        r.hardware_usd === null ? "n/a (no hardware price)" : months(r.breakeven_months)}${
+        r.already_own ? "none (already owned: nothing to pay back)" : r.hardware_usd === null ?
+          "n/a (no hardware price)" : months(r.breakeven_months)}${
         r.over_capacity ? " (capped: the box at capacity + the overflow on the API)" : ""}</strong></p>
       <p id="capacity" data-value="${r.capacity_per_day === null ? "" : r.capacity_per_day}">Capacity: ${
         r.capacity_per_day === null ? "not checked" : Math.round(r.capacity_per_day).toLocaleString("en-US") +
@@ -437,7 +454,7 @@
     const horizon = Math.max(24, Math.ceil(r.lifetime_months));
     const step = Math.max(1, Math.ceil(horizon / 600));  // never more than ~600 points, whatever the lifetime
     const xs = Array.from({length: Math.floor(horizon / step) + 1}, (_, i) => i * step);
-    const hw = r.hardware_usd || 0;
+    const hw = r.already_own ? 0 : r.hardware_usd || 0;
     const traces = [
       {x: xs, y: xs.map(m => r.api_monthly_usd * m), name: `API ${r.api}`, mode: "lines", line: {color: "#C44E52"}},
       {x: xs, y: xs.map(m => hw + r.running_usd * m),

@@ -70,7 +70,8 @@ def builds() -> dict:
             if a:
                 anchors[kind] = {**{k: v for k, v in a.items() if isinstance(v, (int, float, str))}}
         out[bid] = {"label": b.label, "hardware_usd": b.hardware_usd, "busy_wall_w": b.busy_wall_w,
-                    "idle_wall_w": b.idle_wall_w, "platform_busy_w": b.platform_busy_w,
+                    "idle_wall_w": b.idle_wall_w, "device_idle_w": b.device_idle_w,
+                    "platform_busy_w": b.platform_busy_w,
                     "psu_efficiency": b.psu_efficiency, "hours_per_day": b.hours_per_day,
                     "lifetime_years": b.lifetime_years, "source": b.source, "anchors": anchors}
     return out

@@ -64,6 +64,8 @@ def ask(pg, q: dict) -> dict | None:
         fields |= {"prompt": q["prompt"], "output": q["output"]}
     for fid, v in fields.items():
         pg.fill(f"#{fid}", str(v))
+    pg.set_checked("#owned", bool(q.get("own")))
+    pg.set_checked("#anyway", bool(q.get("anyway")))
     return pg.evaluate("window.sbResult")
 
 
@@ -74,6 +76,7 @@ def cli_args(q: dict) -> list[str]:
     if q["kind"] == "llm":
         a += ["--prompt-tokens", str(q["prompt"]), "--output-tokens", str(q["output"])]
     a += ["--tou", q["tou"], "--on-from", str(q["on_from"])] if q.get("tou") else ["--usd-per-kwh", str(q["kwh"])]
+    a += ["--already-own"] * bool(q.get("own")) + ["--box-on-anyway"] * bool(q.get("anyway"))
     if q["basis"] == "anchor":
         a += ["--local-power", "anchor"]
     else:
@@ -107,6 +110,9 @@ def questions(data: dict, count: int) -> list[dict]:
                                                   "0-6:0.05,6-18:0.4,18-24:0.25"]), rng.choice([0, 8, 20.5])
         else:
             q["kwh"] = rng.choice([0, 0.12, 0.31, 5])
+        # the framing toggles, on a fixed share of the questions (the random stream above stays as it was)
+        q["own"] = i % 5 == 1
+        q["anyway"] = i % 3 == 2 and data["builds"][build]["device_idle_w"] is not None
         out.append(q)
     return out
 
@@ -136,7 +142,7 @@ def test_calculator_gives_shadowbench_costs_numbers(page, site):
             for k, v in want[part].items():
                 assert _same(got[part][k], v), (part, k, got[part][k], v, q)
         assert got["over_capacity"] == want["over_capacity"] and got["estimated"] == want["estimated"], q
-        assert got["decision"] == want["decision"], (got["decision"], want["decision"], q)
+        assert got["decision"] == want["decision"] and got["already_own"] == want["already_own"], q
         # what the page shows: monthly figures to the cent, per task to 3 significant figures
         for key, v in [("api_monthly_usd", want["api_monthly_usd"])] + [
                 (f"monthly.{k}", v) for k, v in want["monthly"].items()]:
@@ -155,6 +161,7 @@ def test_calculator_gives_shadowbench_costs_numbers(page, site):
         never += want["breakeven_months"] is None and not want["over_capacity"]
         zero += q["n"] == 0
     assert kinds_seen == {"llm", "stt", "tts", "image", "embed"}
+    assert sum(q["own"] for q in qs) >= 10 and sum(q["anyway"] for q in qs) >= 3
     assert over >= 3 and never >= 3 and zero >= 3, (over, never, zero)
     assert page.problems == []
 
