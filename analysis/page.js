@@ -401,6 +401,7 @@
     for (const [id, msg] of Object.entries(errors)) $("err-" + id).textContent = msg;
     const r = Object.keys(errors).length ? {error: "fix the marked fields"} : answer(q);
     window.sbResult = r.error ? null : r;
+    saveState();
     if (r.error) {
       outputs.innerHTML = `<p class="verdict bad">${esc(r.error)}</p>`;
       Plotly.purge("cumulative");
@@ -495,9 +496,34 @@
   for (const el of form.querySelectorAll("input")) el.addEventListener("input", show);
   form.addEventListener("submit", e => e.preventDefault());
 
+  // the question lives in the link: every answer rewrites the page's #fragment, and a link with one reproduces it
+  const STATE = ["kind", "basis", "build", "api", "tasks", "prompt", "output", "kwh", "tou", "onfrom", "hours",
+                 "hardware", "lifetime", "owned", "anyway"];
+  function saveState() {
+    const p = new URLSearchParams();
+    for (const id of STATE) p.set(id, $(id).type === "checkbox" ? ($(id).checked ? "1" : "0") : $(id).value);
+    try { history.replaceState(null, "", "#" + p.toString()); } catch (e) { location.replace("#" + p.toString()); }
+  }
+  function loadState() {
+    const p = new URLSearchParams(location.hash.slice(1));
+    if (!p.has("kind") || !D.apis[p.get("kind")]) return false;
+    $("kind").value = p.get("kind");
+    kindChanged();
+    for (const id of ["basis", "build", "api"]) {
+      if ([...$(id).options].some(o => o.value === p.get(id))) $(id).value = p.get(id);
+    }
+    $("api").dataset.user = $("api").value;
+    for (const id of STATE.slice(4)) {
+      if (!p.has(id)) continue;
+      if ($(id).type === "checkbox") $(id).checked = p.get(id) === "1"; else $(id).value = p.get(id);
+    }
+    return true;
+  }
+
   $("build").value = D.builds[D.defaults.build] ? D.defaults.build : Object.keys(D.builds)[0];
   kindChanged();
   buildDefaults();
+  loadState();
   show();
 
   // ------------------------------------------------------------------ the report's charts

@@ -183,6 +183,24 @@ def test_page_is_one_file_with_no_network_and_draws_its_charts(page, site, tmp_p
     assert ImageStat.Stat(img).stddev[0] > 20  # not a blank page
 
 
+def test_a_shared_link_reproduces_the_answer(page, browser, site):
+    q = {"kind": "llm", "basis": "anchor", "build": "rtx4060ti", "api": "claude-haiku-4-5", "n": 20000,
+         "hours": 12, "hardware": 900, "lifetime": 3, "prompt": 600, "output": 150, "kwh": 0.31, "own": False,
+         "anyway": True}
+    want = ask(page, q)
+    link = page.url
+    assert "#" in link and "tasks=20000" in link and "anyway=1" in link
+    other = browser.new_page()
+    try:
+        other.goto(link)
+        other.wait_for_function("window.sbResult !== undefined && window.sbResult !== null")
+        got = other.evaluate("window.sbResult")
+        assert got == want
+        assert other.inner_text("#verdict") == page.inner_text("#verdict")
+    finally:
+        other.close()
+
+
 def test_thousands_separators_and_a_long_life_draw_at_most_a_few_hundred_points(page):
     page.fill("#tasks", "1,500")
     assert page.evaluate("window.sbResult")["tasks_per_day"] == 1500
