@@ -28,7 +28,7 @@ TORCH := $(shell $(PYTHON) bench/buildflags.py torch --venv $(VENV))
 CUDA_PKGS := $(shell $(PYTHON) bench/buildflags.py cuda-packages --venv $(VENV))
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: setup deps browser bench test unit slow lint perf-check validate env report prices compare columns clean golden report-check mutants \
+.PHONY: setup deps browser bench test unit slow lint perf-check validate env report prices compare columns clean golden report-check mutants phone-screenshot \
 	gpu-plan doctor gpu-check cuda-build-check
 
 # deps: everything but llama-cpp-python (no compiler run): enough for validation, analysis and the unit tier
@@ -112,6 +112,11 @@ mutants: deps
 	@tail -n +1 docs/mutants-last.md | head -30
 
 # the golden report the tests compare against (tests/data/REPORT.md, from the fixture rows in tests/data/results)
+# the calculator on a phone (390x844), from the committed report page
+phone-screenshot: deps
+	$(BIN)/python -c "from pathlib import Path; from tests.test_page import phone_screenshot; \
+	  phone_screenshot(Path('$(RESULTS)/report.html'), Path('$(RESULTS)/figures/calculator-phone.png'))"
+
 golden: deps
 	$(BIN)/python -m tests.golden write
 

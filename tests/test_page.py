@@ -327,3 +327,36 @@ def test_a_hostile_workload_name_is_text_in_the_page(browser, tmp_path):
     # and the name is there, as text, in the report's tables
     assert pg.evaluate(f"document.getElementById('report').innerText.includes({HOSTILE!r})")
     pg.close()
+
+
+def test_a_phone_sees_the_verdict_first_and_nothing_wider_than_its_screen(browser, site):
+    pg = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+    try:
+        pg.goto((site / "report.html").as_uri())
+        pg.wait_for_function("window.sbResult !== undefined")
+        pg.select_option("#mix", index=1)  # a case study's task: the long option texts that once widened the form
+        form = pg.eval_on_selector("#inputs", "e => e.getBoundingClientRect().width")
+        assert form <= 400
+        assert pg.evaluate("document.documentElement.scrollWidth") <= 390  # no horizontal scroll
+        pg.goto((site / "report.html").as_uri())  # the default question, answered
+        pg.wait_for_function("window.sbResult !== undefined && window.sbResult !== null")
+        assert pg.evaluate("document.documentElement.scrollWidth") <= 390
+        pg.eval_on_selector("#calculator", "e => e.scrollIntoView()")
+        top = pg.eval_on_selector("#verdict", "e => e.getBoundingClientRect()")
+        assert 0 <= top["y"] and top["y"] + top["height"] <= 844 and top["x"] + top["width"] <= 390
+    finally:
+        pg.close()
+
+
+def phone_screenshot(report_html, out) -> None:
+    """results/figures/calculator-phone.png: the calculator at 390x844 (`make phone-screenshot`)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        pg = b.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=1)
+        pg.goto(report_html.resolve().as_uri())
+        pg.wait_for_function("window.sbResult !== undefined")
+        pg.eval_on_selector("#calculator", "e => e.scrollIntoView()")
+        pg.screenshot(path=str(out))
+        b.close()
