@@ -99,7 +99,7 @@ browser:
 	  else echo "the page tests need Chromium: sudo apt-get install chromium" >&2; exit 2; fi; }
 
 slow: setup browser
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow --durations=15
 
 # mutation testing of the core (pyproject.toml's [tool.mutmut]; about an hour on 2 cores; not in CI): mutmut's own
 # state in mutants/, the survivors summarised in docs/mutants-last.md (docs/mutants.md says why each kind is accepted)
