@@ -587,7 +587,8 @@ def cmd_cost(args) -> int:
         t.add_row("overflow on the API", money(per_task), money(ans.overflow_api_usd, ",.2f"),
                   f"{ans.overflow_per_day:,.0f}/day")
     if ans.amortization_usd is not None and not fr.already_own:
-        t.add_row("hardware amortization", "", money(ans.amortization_usd, ",.2f"),
+        t.add_row("hardware amortization", money(ans.amortization_usd / (n * days) if n > 0 else None),
+                  money(ans.amortization_usd, ",.2f"),
                   f"${b.hardware_usd:,.0f} over {b.lifetime_years:g} years")
         t.add_row("local all-in" + (" (box + overflow)" if ans.over_capacity else ""),
                   money(ans.all_in_usd / (n * days) if n > 0 else None), money(ans.all_in_usd, ",.2f"),
