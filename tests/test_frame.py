@@ -253,3 +253,12 @@ def test_the_cpu_meters_watts_are_not_added_twice_with_the_platform():
     assert cost.wall_energy_j(hot, b) == pytest.approx(4000 / 0.8)
     # no CPU part in the rows: the whole platform figure
     assert cost.wall_energy_j(replace(u, cpu_share=0.0), b) == pytest.approx(4000 / 0.8 + 60 * 10)
+
+
+def test_the_text_table_prints_every_component_per_request_and_per_month():
+    args = ["cost", "--requests-per-day", 2000, "--prompt-tokens", 500, "--output-tokens", 200, "--api",
+            "claude-haiku-4-5", "--build", "rtx4060ti", "--local-power", "anchor"]
+    j = json.loads(run_cli(*args, "--json").stdout)
+    row = next(x for x in run_cli(*args).stdout.splitlines() if x.startswith("hardware amortization"))
+    per, month = row.split()[2:4]
+    assert per == f"${j['per_task']['amortization_usd']:,.6f}" and month == f"${j['monthly']['amortization_usd']:,.2f}"
