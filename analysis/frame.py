@@ -112,8 +112,8 @@ class Options:
 
     def merged(self, over: "Options") -> "Options":
         """These options with ``over``'s given values on top (the command line over a mix file)."""
-        given = {k: getattr(over, k) for k in OPTION_KEYS
-                 if getattr(over, k) not in (None, False) and not (k == "on_from" and over.tou is None)}
+        given = {k: v for k in OPTION_KEYS if (v := getattr(over, k)) is not None and v is not False
+                 and not (k == "on_from" and over.tou is None)}  # a 0 is given (0 == False, so `is`, not `in`)
         return replace(self, **given, where=over.where if given else self.where)
 
     def check(self) -> None:

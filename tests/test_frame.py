@@ -262,3 +262,11 @@ def test_the_text_table_prints_every_component_per_request_and_per_month():
     row = next(x for x in run_cli(*args).stdout.splitlines() if x.startswith("hardware amortization"))
     per, month = row.split()[2:4]
     assert per == f"${j['per_task']['amortization_usd']:,.6f}" and month == f"${j['monthly']['amortization_usd']:,.2f}"
+
+
+def test_a_zero_on_the_command_line_is_a_given_figure(tmp_path):
+    """--usd-per-kwh 0 or --idle-w 0 are answers (free power, a box that idles at nothing), not "not given"."""
+    mix = _mix(tmp_path, "llm", 600, 600, 150, "claude-haiku-4-5", "rtx3090")
+    a = advise(mix, options=_options(["--usd-per-kwh", "0", "--idle-w", "0"]))
+    assert a.usd_per_kwh == 0 and a.build.idle_wall_w == 0
+    assert a.all_local.running_usd == 0
